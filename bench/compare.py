@@ -1,0 +1,364 @@
+"""Run one workload against Kasagi and against the tutorial-style baseline, and compare.
+
+Each server is started in turn on a free loopback port (Kasagi after
+``migrate`` into a throwaway SQLite file, with a rate limit high enough for
+the workload), ``bench.load`` runs against it with ``--pids`` of that server,
+and the server is stopped before the next one starts, so they never compete
+for the two cores. Prints a side-by-side table with ratios and, as the last
+line, one JSON object (``BENCH_COMPARE {...}``, or bare with ``--json-only``).
+
+Only ever starts servers on 127.0.0.1 and points the load tool at them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.load import add_workload_arguments, parse_result, raise_open_files_limit
+
+REPO = Path(__file__).resolve().parent.parent
+RESULT_PREFIX = "BENCH_COMPARE "
+DAPHNE_OPTIONS = ["--ping-interval", "10", "--ping-timeout", "30"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "A": {"clients": 50, "rooms": 5, "rate": 10},
+    "B": {"clients": 200, "rooms": 20, "rate": 10},
+    "C": {"clients": 400, "rooms": 20, "rate": 20},
+    "light": {"clients": 50, "rooms": 5, "rate": 2},
+    "idle": {"idle": 2000, "duration": 20},  # long enough to include server pings
+}
+WORKLOAD_OPTIONS = (
+    "clients",
+    "rooms",
+    "rate",
+    "payload",
+    "room_type",
+    "duration",
+    "warmup",
+    "drain",
+    "idle",
+    "procs",
+    "connect_concurrency",
+)
+
+
+@dataclass
+class Server:
+    """One server under test: how to prepare it and how to start daphne for it."""
+
+    name: str
+    asgi: str
+    settings: str
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[dict[str, str]], None] | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server did not listen on port {port} within {timeout:g} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def server_env(server: Server) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"DJANGO_SETTINGS_MODULE": server.settings, "PYTHONUNBUFFERED": "1"})
+    env.update(server.env)
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def servers(args: argparse.Namespace, workdir: Path) -> dict[str, Server]:
+    redis = {"REDIS_URL": args.redis_url} if args.redis_url else {}
+    return {
+        "kasagi": Server(
+            name="kasagi",
+            asgi="kasagi_project.asgi:application",
+            settings="kasagi_project.settings",
+            env={
+                "DATABASE_URL": f"sqlite:///{workdir / 'kasagi.sqlite3'}",
+                "KASAGI_RATE_LIMIT": str(args.rate_limit),
+                "KASAGI_RATE_BURST": str(args.rate_limit * 2),
+                "DJANGO_DEBUG": "false",
+                **redis,
+            },
+            prepare=migrate,
+        ),
+        "baseline": Server(
+            name="baseline",
+            asgi="bench.baseline.asgi:application",
+            settings="bench.baseline.settings",
+            env=redis,
+        ),
+    }
+
+
+def run_one(server: Server, load_args: list[str], workdir: Path, quiet: bool) -> dict[str, Any]:
+    env = server_env(server)
+    if server.prepare is not None:
+        server.prepare(env)
+    port = free_port()
+    log_path = workdir / f"{server.name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                *DAPHNE_OPTIONS,
+                server.asgi,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, proc)
+        if not quiet:
+            print(f"== {server.name}: daphne pid {proc.pid} on port {port}", file=sys.stderr)
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--json-only",
+            "--url",
+            f"ws://127.0.0.1:{port}/sync",
+            "--pids",
+            str(proc.pid),
+            "--room-prefix",
+            f"cmp-{server.name}-{int(time.time()) % 1000000}",
+            *load_args,
+        ]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.load failed against {server.name}:\n{done.stderr[-3000:]}")
+        return parse_result(done.stdout)
+    except Exception:
+        print(f"server log kept at {log_path}", file=sys.stderr)
+        raise
+    finally:
+        stop(proc)
+
+
+# --------------------------------------------------------------------------
+# The side-by-side table
+# --------------------------------------------------------------------------
+
+Row = tuple[str, Callable[[dict[str, Any]], Any], str]  # label, getter, better ("high"/"low"/"")
+
+LOAD_ROWS: list[Row] = [
+    ("deliveries/s", lambda r: r["deliveries_per_s"], "high"),
+    ("delivery ratio", lambda r: r["delivery_ratio"], "high"),
+    ("latency p50 (ms)", lambda r: r["latency_ms"]["p50"], "low"),
+    ("latency p90 (ms)", lambda r: r["latency_ms"]["p90"], "low"),
+    ("latency p99 (ms)", lambda r: r["latency_ms"]["p99"], "low"),
+    ("latency max (ms)", lambda r: r["latency_ms"]["max"], "low"),
+    ("server CPU s / 1000 deliveries", lambda r: r["server"]["cpu_s_per_1000_deliveries"], "low"),
+    ("server CPU %", lambda r: r["server"]["cpu_pct"], ""),
+    ("server RSS (MB)", lambda r: r["server"]["rss_mb"], "low"),
+    ("frames received/s", lambda r: r["frames_rx_per_s"], ""),
+    ("bytes rx / client / s", lambda r: r["bytes_rx_per_client_per_s"], "low"),
+    ("chain gaps", lambda r: r["gaps"], "low"),
+    ("resynced deliveries", lambda r: r["resynced"], "low"),
+    ("errors", lambda r: sum(r["errors"].values()), "low"),
+    ("rooms converged", lambda r: f"{r['rooms_converged']}/{r['rooms_total']}", ""),
+    ("caught up after drain", lambda r: "yes" if r["quiet_at_end"] else "no", ""),
+    ("connect+join p99 (ms)", lambda r: r["connect_ms"]["p99"], "low"),
+    ("tool CPU % (busiest proc)", lambda r: r["tool"]["max_proc_cpu_pct"], ""),
+]
+IDLE_ROWS: list[Row] = [
+    ("connections", lambda r: r["idle"]["connections"], "high"),
+    ("time to open all (s)", lambda r: r["idle"]["open_s"], "low"),
+    ("connect+join p50 (ms)", lambda r: r["connect_ms"]["p50"], "low"),
+    ("connect+join p99 (ms)", lambda r: r["connect_ms"]["p99"], "low"),
+    ("server RSS before (MB)", lambda r: r["idle"]["rss_mb_before"], ""),
+    ("server RSS joined (MB)", lambda r: r["idle"]["rss_mb_joined"], "low"),
+    ("server RSS per connection (KiB)", lambda r: r["idle"]["rss_kb_per_connection"], "low"),
+    ("server CPU % while idle", lambda r: r["server"]["cpu_pct"], "low"),
+    ("chain gaps", lambda r: r["gaps"], "low"),
+    ("rooms converged", lambda r: f"{r['rooms_converged']}/{r['rooms_total']}", ""),
+]
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def ratio(a: Any, b: Any) -> float | None:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+        return round(a / b, 3)
+    return None
+
+
+def compare_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    any_result = next(iter(results.values()))
+    rows = IDLE_ROWS if any_result["mode"] == "idle" else LOAD_ROWS
+    out = []
+    for label, get, better in rows:
+        values = {name: get(r) for name, r in results.items()}
+        row: dict[str, Any] = {"metric": label, "better": better, **values}
+        if "kasagi" in values and "baseline" in values:
+            row["ratio"] = ratio(values["kasagi"], values["baseline"])
+        out.append(row)
+    return out
+
+
+def render(rows: list[dict[str, Any]], names: list[str], title: str) -> str:
+    header = ["metric", *names] + (["kasagi/baseline"] if len(names) == 2 else [])
+    body = []
+    for row in rows:
+        line = [row["metric"], *(cell(row[n]) for n in names)]
+        if len(names) == 2:
+            r = row.get("ratio")
+            line.append(
+                ""
+                if r is None
+                else f"{r:,.3g}x" + (f" ({row['better']} is better)" if row["better"] else "")
+            )
+        body.append(line)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for line in body:
+        lines.append(
+            "  ".join(
+                [line[0].ljust(widths[0])]
+                + [x.rjust(w) for x, w in zip(line[1:], widths[1:], strict=True)]
+            )
+        )
+    return "\n".join(lines)
+
+
+def load_arguments(args: argparse.Namespace) -> list[str]:
+    """The bench.load options: the preset, overridden by what was given explicitly."""
+    chosen = dict(PRESETS.get(args.preset or "", {}))
+    for name in WORKLOAD_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            chosen[name] = value
+    out: list[str] = []
+    for name, value in chosen.items():
+        out += [f"--{name.replace('_', '-')}", str(value)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.compare", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="A: 50/5/10 Hz, B: 200/20/10 Hz, C: 400/20/20 Hz, "
+        "light: 50/5/2 Hz, idle: 2000 idle connections",
+    )
+    add_workload_arguments(parser)
+    parser.set_defaults(**{name: None for name in WORKLOAD_OPTIONS})
+    parser.add_argument(
+        "--servers",
+        default="kasagi,baseline",
+        help="comma-separated, in run order (kasagi, baseline)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=1000,
+        help="KASAGI_RATE_LIMIT for the Kasagi server (burst is twice this)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="run both servers with this REDIS_URL (Redis channel layer)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, database)")
+    parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
+    args = parser.parse_args(argv)
+
+    raise_open_files_limit()
+    load_args = load_arguments(args)
+    workdir = Path(tempfile.mkdtemp(prefix="kasagi-compare-"))
+    available = servers(args, workdir)
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(unknown)}")
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for name in names:
+            results[name] = run_one(available[name], load_args, workdir, args.json_only)
+            if len(names) > 1:
+                time.sleep(1.0)  # let the machine settle between servers
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    rows = compare_rows(results)
+    summary = {"preset": args.preset, "load_args": load_args, "rows": rows, "results": results}
+    if args.json_only:
+        print(orjson.dumps(summary).decode())
+        return 0
+    print(render(rows, names, f"bench.compare  preset {args.preset or '-'}  {' '.join(load_args)}"))
+    if args.keep:
+        print(f"logs and database in {workdir}")
+    print(RESULT_PREFIX + orjson.dumps(summary).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1164 @@
+"""Load, latency and memory benchmark of a Kasagi Sync server over real WebSockets.
+
+Every simulated client is one WebSocket speaking the wire contract: it joins a
+room, sends STATE_UPDATEs on a fixed schedule with its send time ``t`` (epoch
+microseconds, ``time.time_ns() // 1000``, shared by all processes of the tool)
+and a sequence number ``s`` in its own player object, and mirrors its room by
+applying FULL_STATE and then every DELTA_UPDATE / PLAYER_JOINED / PLAYER_LEFT
+in order. The per-frame path is raw ``websockets`` + ``orjson`` because the
+tool shares two cores with the server it measures; ``--procs`` spreads the
+clients over worker processes and the parent merges their results.
+
+The parent process holds no client: it starts the workers, picks the common
+start time, samples the server's /proc (CPU seconds, RSS), joins one spectator
+per room at the end to check that every mirror converged, and prints a table
+and, as the last line of stdout, one JSON object (``BENCH_RESULT {...}``, or
+the bare object with ``--json-only``). See bench/README.md for every number.
+
+It connects only to ``--url``: keep that on the loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import math
+import multiprocessing
+import os
+import resource
+import sys
+import time
+import traceback
+from array import array
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+RESULT_PREFIX = "BENCH_RESULT "
+NAME_PREFIX = "bench-"
+PLAYERS_PER_IDLE_ROOM = 50
+QUIET_SECONDS = 0.3
+WRITE_BUFFER_LIMIT = 1 << 20
+START_DELAY_SECONDS = 0.5
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+loads = orjson.loads
+dumps = orjson.dumps
+time_ns = time.time_ns
+
+
+# --------------------------------------------------------------------------
+# Configuration and the shared schedule
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    url: str = "ws://127.0.0.1:8080/sync"
+    clients: int = 50
+    rooms: int = 5
+    rate: float = 10.0
+    payload: str = "move"
+    room_type: str = "freeform"
+    duration: float = 10.0
+    warmup: float = 2.0
+    drain: float = 5.0
+    pids: tuple[int, ...] = ()
+    idle: int = 0
+    procs: int = 1
+    room_prefix: str = "bench"
+    connect_concurrency: int = 50
+    join_timeout: float = 30.0
+
+    @property
+    def idle_mode(self) -> bool:
+        return self.idle > 0
+
+    @property
+    def client_count(self) -> int:
+        return self.idle if self.idle_mode else self.clients
+
+    @property
+    def room_count(self) -> int:
+        if self.idle_mode:
+            return max(self.rooms, math.ceil(self.idle / PLAYERS_PER_IDLE_ROOM))
+        return self.rooms
+
+    @property
+    def blob_bytes(self) -> int:
+        return int(self.payload.split(":", 1)[1]) if self.payload.startswith("blob:") else 0
+
+    def room_id(self, index: int) -> str:
+        return f"{self.room_prefix}-{index}"
+
+    def room_of(self, client: int) -> str:
+        return self.room_id(client % self.room_count)
+
+    def send_offset(self, client: int) -> float:
+        """When this client sends, in seconds after the start: staggered over one period."""
+        if self.idle_mode:
+            return 0.0
+        return client / self.client_count / self.rate
+
+    def seq_window(self, client: int) -> tuple[int, int]:
+        """First and last sequence numbers of this client that fall in the measured window.
+
+        Update ``k`` (1-based) is scheduled at ``start + offset + (k - 1) / rate``; the
+        warm-up holds the slots before ``start + warmup``; sending stops before
+        ``start + warmup + duration``. Every process computes the same numbers, so a
+        receiver knows which of a sender's sequence numbers count without asking it.
+        """
+        if self.idle_mode:
+            return 1, 0
+        off = self.send_offset(client)
+        first = max(1, math.ceil((self.warmup - off) * self.rate) + 1)
+        last = math.ceil((self.warmup + self.duration - off) * self.rate)
+        return first, last
+
+
+def overlap(low: int, high: int, window: tuple[int, int]) -> int:
+    """How many sequence numbers of ``(low, high]`` lie in the inclusive ``window``."""
+    lo = low + 1 if low + 1 > window[0] else window[0]
+    hi = high if high < window[1] else window[1]
+    return hi - lo + 1 if hi >= lo else 0
+
+
+def state_digest(state: Any) -> str:
+    return hashlib.blake2b(dumps(state, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch; updates ``target`` in place when it is an object."""
+    if type(patch) is not dict:
+        return patch
+    if type(target) is not dict:
+        target = {}
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = merge_patch(target.get(key), value)
+    return target
+
+
+def raise_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def open_socket(url: str, timeout: float) -> ClientConnection:
+    """One lean client socket: no compression, no client pings (the server pings), no size cap."""
+    return await connect(
+        url,
+        compression=None,
+        ping_interval=None,
+        max_size=None,
+        max_queue=256,
+        write_limit=WRITE_BUFFER_LIMIT,
+        open_timeout=timeout,
+        close_timeout=2,
+    )
+
+
+def send_text_now(ws: ClientConnection, data: bytes) -> bool:
+    """Write one text frame without awaiting; False when the socket is not open.
+
+    ``await ws.send()`` spends most of a small frame's cost in its async context
+    manager; here the Sans-I/O protocol frames the message and the transport
+    buffers it. The caller falls back to ``await ws.send()`` (which waits for the
+    buffer to drain) once more than WRITE_BUFFER_LIMIT bytes are pending.
+    """
+    if ws.protocol.state is not State.OPEN:
+        return False
+    ws.protocol.send_text(data)
+    ws.send_data()
+    return True
+
+
+# --------------------------------------------------------------------------
+# Server sampling (/proc)
+# --------------------------------------------------------------------------
+
+
+def proc_cpu_seconds(pids: tuple[int, ...]) -> float | None:
+    """utime + stime of the given processes, in seconds; None if one cannot be read."""
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / CLOCK_TICKS if pids else None
+
+
+def machine_cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all cores since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def proc_rss_bytes(pids: tuple[int, ...]) -> int | None:
+    total = 0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return None
+    return total if pids else None
+
+
+# --------------------------------------------------------------------------
+# Worker process: the clients
+# --------------------------------------------------------------------------
+
+
+class JoinRefused(Exception):
+    pass
+
+
+class Client:
+    __slots__ = (
+        "first",
+        "idx",
+        "joined",
+        "last",
+        "off",
+        "pid",
+        "resyncing",
+        "room",
+        "state",
+        "version",
+        "vx",
+        "vy",
+        "ws",
+        "x",
+        "y",
+    )
+
+    def __init__(self, cfg: Config, idx: int) -> None:
+        self.idx = idx
+        self.room = cfg.room_of(idx)
+        self.off = cfg.send_offset(idx)
+        self.first, self.last = cfg.seq_window(idx)
+        self.ws: ClientConnection | None = None
+        self.pid: str | None = None
+        self.state: dict[str, Any] | None = None
+        self.version: int | None = None
+        self.resyncing = False
+        self.joined: asyncio.Future[None] | None = None
+        # move payload: a slow bounce inside 0..1000 (arena allows 1000 units/s)
+        self.x = 100 + (idx * 37) % 800
+        self.y = 100 + (idx * 91) % 800
+        self.vx = (1 + idx % 3) * (1 if idx % 2 else -1)
+        self.vy = (1 + (idx // 3) % 3) * (1 if (idx // 2) % 2 else -1)
+
+
+class Worker:
+    """Runs a share of the clients in one event loop and reports to the parent over a pipe."""
+
+    def __init__(self, cfg: Config, indices: list[int], conn: Any) -> None:
+        self.cfg = cfg
+        self.conn = conn
+        self.clients = [Client(cfg, i) for i in indices]
+        self.windows: dict[str, tuple[int, int]] = {}  # playerId -> its seq window
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False
+        self.in_window = False
+        n = cfg.blob_bytes
+        self.blob_base = ("abcdefghijklmnopqrstuvwxyz0123456789" * (2 * n // 36 + 2))[: 2 * n]
+        # counters (whole run unless named *_window)
+        self.frames = self.bytes_rx = self.frames_tx = self.bytes_tx = 0
+        self.gaps = self.duplicates = self.disconnects = self.tool_errors = 0
+        self.delivered = self.observed = self.resynced = self.rx_deliveries = 0
+        self.errors: Counter[str] = Counter()
+        self.connect_failures: Counter[str] = Counter()
+        self.tool_error_sample = ""
+        self.latency_us = array("q")
+        self.send_lag_us = array("q")
+        self.connect_us = array("q")
+        self.open_start = self.open_end = 0.0
+        self.marks: dict[str, tuple[int, int, int, int, float]] = {}
+        self.handlers = {
+            "FULL_STATE": self.on_full_state,
+            "DELTA_UPDATE": self.on_delta,
+            "PLAYER_JOINED": self.on_player_joined,
+            "PLAYER_LEFT": self.on_player_left,
+            "ERROR": self.on_error,
+        }
+
+    # -- pipe to the parent ---------------------------------------------
+
+    async def receive(self) -> dict[str, Any]:
+        return await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def run(self) -> None:
+        self.open_start = time.time()
+        sem = asyncio.Semaphore(max(1, self.cfg.connect_concurrency // self.cfg.procs))
+        await asyncio.gather(*(self.open_client(c, sem) for c in self.clients))
+        self.open_end = time.time()
+        self.conn.send({"kind": "joined", **self.join_report()})
+
+        go = await self.receive()
+        loop = asyncio.get_running_loop()
+        base = loop.time() + (go["t0"] - time.time())
+        cfg = self.cfg
+        loop.call_at(base + cfg.warmup, self.mark, "start")
+        loop.call_at(base + cfg.warmup + cfg.duration, self.mark, "end")
+        if not cfg.idle_mode:
+            await self.send_loop(base)
+        await asyncio.sleep(max(0.0, base + cfg.warmup + cfg.duration - loop.time()))
+        drained = await self.wait_quiet(cfg.drain)
+        self.conn.send({"kind": "drained", "quiet": drained})
+
+        await self.receive()  # the parent has its spectators' states: report ours
+        quiet = await self.wait_quiet(cfg.drain)
+        self.conn.send({"kind": "final", "quiet": quiet, **self.final_report()})
+        self.closing = True
+        await asyncio.gather(
+            *(c.ws.close() for c in self.clients if c.ws is not None), return_exceptions=True
+        )
+
+    def mark(self, name: str) -> None:
+        self.in_window = name == "start"
+        self.marks[name] = (
+            self.frames,
+            self.bytes_rx,
+            self.frames_tx,
+            self.bytes_tx,
+            time.process_time(),
+        )
+
+    async def open_client(self, c: Client, sem: asyncio.Semaphore) -> None:
+        async with sem:
+            started = time.perf_counter()
+            try:
+                c.ws = await open_socket(self.cfg.url, self.cfg.join_timeout)
+                c.joined = asyncio.get_running_loop().create_future()
+                self.spawn(self.read_loop(c))
+                await c.ws.send(
+                    dumps(
+                        {
+                            "type": "JOIN_ROOM",
+                            "roomId": c.room,
+                            "requestId": f"join-{c.idx}",
+                            "payload": self.join_payload(c),
+                        }
+                    ),
+                    text=True,
+                )
+                await asyncio.wait_for(c.joined, self.cfg.join_timeout)
+            except Exception as exc:  # counted, reported, and the client is left out
+                reason = str(exc) if isinstance(exc, JoinRefused) else type(exc).__name__
+                status = getattr(getattr(exc, "response", None), "status_code", None)
+                if status is not None:
+                    reason = f"{reason} {status}"
+                self.connect_failures[reason] += 1
+                if c.ws is not None:
+                    self.spawn(c.ws.close())
+                c.ws = None
+                return
+            self.connect_us.append(int((time.perf_counter() - started) * 1e6))
+
+    def join_payload(self, c: Client) -> dict[str, Any]:
+        payload: dict[str, Any] = {"playerName": f"{NAME_PREFIX}{c.idx}"}
+        if self.cfg.payload == "move":
+            payload["x"], payload["y"] = c.x, c.y
+        return payload
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def wait_quiet(self, limit: float) -> bool:
+        """Wait until no frame arrived for QUIET_SECONDS and no RESYNC is pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        seen = -1
+        while loop.time() < deadline:
+            if self.frames == seen and not any(c.resyncing for c in self.clients):
+                return True
+            seen = self.frames
+            await asyncio.sleep(QUIET_SECONDS)
+        return False
+
+    # -- sending ----------------------------------------------------------
+
+    async def send_loop(self, base: float) -> None:
+        """Send every due slot in time order from one task (no sleep drift, no per-client timer)."""
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.cfg.rate
+        clients = sorted((c for c in self.clients if c.ws is not None), key=lambda c: c.off)
+        if not clients:
+            return
+        make = self.make_blob if self.cfg.blob_bytes else self.make_move
+        lag = self.send_lag_us
+        for k in range(1, max(c.last for c in clients) + 1):
+            slot = base + (k - 1) * period
+            for c in clients:
+                ws = c.ws
+                if k > c.last or ws is None:
+                    continue
+                due = slot + c.off
+                now = loop.time()
+                if due > now + 0.0005:
+                    await asyncio.sleep(due - now)
+                    now = loop.time()
+                lag.append(int((now - due) * 1e6))
+                data = dumps({"type": "STATE_UPDATE", "roomId": c.room, "payload": make(c, k)})
+                if ws.transport.get_write_buffer_size() < WRITE_BUFFER_LIMIT:
+                    if not send_text_now(ws, data):
+                        continue
+                else:
+                    try:
+                        await ws.send(data, text=True)
+                    except ConnectionClosed:
+                        continue
+                self.frames_tx += 1
+                self.bytes_tx += len(data)
+
+    def make_move(self, c: Client, seq: int) -> dict[str, Any]:
+        x = c.x + c.vx
+        if not 0 <= x <= 1000:
+            c.vx = -c.vx
+            x = c.x + c.vx
+        y = c.y + c.vy
+        if not 0 <= y <= 1000:
+            c.vy = -c.vy
+            y = c.y + c.vy
+        c.x, c.y = x, y
+        return {"x": x, "y": y, "t": time_ns() // 1000, "s": seq}
+
+    def make_blob(self, c: Client, seq: int) -> dict[str, Any]:
+        n = self.cfg.blob_bytes
+        start = seq % n
+        return {"b": self.blob_base[start : start + n], "t": time_ns() // 1000, "s": seq}
+
+    # -- receiving --------------------------------------------------------
+
+    async def read_loop(self, c: Client) -> None:
+        ws = c.ws
+        assert ws is not None
+        recv = ws.recv
+        handlers = self.handlers
+        try:
+            while True:
+                data = await recv(decode=False)
+                self.frames += 1
+                self.bytes_rx += len(data)
+                try:
+                    msg = loads(data)
+                    handler = handlers.get(msg.get("type"))
+                    if handler is not None:
+                        handler(c, msg)
+                except Exception:
+                    self.tool_errors += 1
+                    self.tool_error_sample = self.tool_error_sample or traceback.format_exc()
+        except ConnectionClosed:
+            if not self.closing and c.state is not None:
+                self.disconnects += 1
+            if c.joined is not None and not c.joined.done():
+                c.joined.set_exception(JoinRefused("closed before FULL_STATE"))
+
+    def in_chain(self, c: Client, msg: dict[str, Any]) -> bool:
+        """Check the per-connection version chain; on a gap count it and RESYNC as clients do."""
+        if c.resyncing or c.state is None:
+            return False
+        if msg.get("baseVersion") != c.version:
+            self.gaps += 1
+            c.resyncing = True
+            if c.ws is not None:
+                self.spawn(c.ws.send(dumps({"type": "RESYNC", "roomId": c.room}), text=True))
+            return False
+        c.version = msg.get("version")
+        return True
+
+    def learn(self, pid: str, player: Any) -> None:
+        """Map a bench player's id to its seq window, from the playerName it joined with."""
+        if pid in self.windows or type(player) is not dict:
+            return
+        name = player.get("playerName")
+        if (
+            type(name) is str
+            and name.startswith(NAME_PREFIX)
+            and name[len(NAME_PREFIX) :].isdigit()
+        ):
+            self.windows[pid] = self.cfg.seq_window(int(name[len(NAME_PREFIX) :]))
+
+    def on_full_state(self, c: Client, msg: dict[str, Any]) -> None:
+        payload = msg.get("payload") or {}
+        state = payload.get("state") or {}
+        old = c.state
+        c.state = state
+        c.version = msg.get("version")
+        c.resyncing = False
+        players = state.get("players") or {}
+        for pid, player in players.items():
+            self.learn(pid, player)
+        if old is None:  # the answer to our JOIN_ROOM
+            c.pid = payload.get("playerId")
+            me = players.get(c.pid)
+            if (
+                type(me) is dict
+                and type(me.get("x")) in (int, float)
+                and type(me.get("y")) in (int, float)
+            ):
+                c.x, c.y = me["x"], me["y"]
+            if c.joined is not None and not c.joined.done():
+                c.joined.set_result(None)
+            return
+        # A RESYNC answer: updates it jumped over were recovered, not delivered.
+        old_players = old.get("players") or {}
+        for pid, player in players.items():
+            window = self.windows.get(pid)
+            if window is None or pid == c.pid or type(player) is not dict:
+                continue
+            before = old_players.get(pid)
+            low = before.get("s", 0) if type(before) is dict else 0
+            high = player.get("s", 0)
+            if high > low:
+                self.resynced += overlap(low, high, window)
+
+    def on_delta(self, c: Client, msg: dict[str, Any]) -> None:
+        """Apply a DELTA_UPDATE to the mirror and count what it delivered.
+
+        The hot path of the tool (one pass per player patch, everything inlined).
+        A receiver that sees sender ``pid`` go from seq ``low`` to ``high`` got every
+        seq in between: those were superseded by the newer state (delivered, no
+        latency sample) and ``high`` itself was observed (one latency sample).
+        """
+        if not self.in_chain(c, msg):
+            return
+        state = c.state
+        assert state is not None
+        payload = msg.get("payload") or {}
+        changes = payload.get("players")
+        for key, value in payload.items():
+            if key != "players" or type(value) is not dict:
+                merged = merge_patch(state.get(key), value)
+                if merged is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = merged
+        if type(changes) is not dict:
+            return
+        players = state.get("players")
+        if type(players) is not dict:
+            players = state["players"] = {}
+        me, windows, in_window, latency = c.pid, self.windows, self.in_window, self.latency_us
+        now_us = time_ns() // 1000
+        delivered = observed = received = duplicates = 0
+        for pid, patch in changes.items():
+            if type(patch) is not dict:
+                if patch is None:
+                    players.pop(pid, None)
+                else:
+                    players[pid] = patch
+                continue
+            old = players.get(pid)
+            if type(old) is dict:
+                low = old.get("s", 0)
+                for field, v in patch.items():
+                    if v is None:
+                        old.pop(field, None)
+                    elif type(v) is dict:
+                        old[field] = merge_patch(old.get(field), v)
+                    else:
+                        old[field] = v
+            else:
+                low = 0
+                players[pid] = merge_patch(None, patch)
+            high = patch.get("s")
+            if high is None or pid == me:
+                continue
+            if high <= low:
+                duplicates += 1
+                continue
+            if in_window:
+                received += high - low
+            window = windows.get(pid)
+            if window is None:
+                continue
+            first, last = window
+            lo = low + 1 if low >= first else first
+            hi = high if high < last else last
+            if hi >= lo:
+                delivered += hi - lo + 1
+            if first <= high <= last:
+                sent_us = patch.get("t")
+                if type(sent_us) is int:
+                    observed += 1
+                    latency.append(now_us - sent_us)
+        self.delivered += delivered
+        self.observed += observed
+        self.rx_deliveries += received
+        self.duplicates += duplicates
+
+    def on_player_joined(self, c: Client, msg: dict[str, Any]) -> None:
+        if not self.in_chain(c, msg):
+            return
+        payload = msg.get("payload") or {}
+        pid, player = payload.get("playerId"), payload.get("state") or {}
+        c.state.setdefault("players", {})[pid] = player  # type: ignore[union-attr]
+        self.learn(pid, player)
+
+    def on_player_left(self, c: Client, msg: dict[str, Any]) -> None:
+        if not self.in_chain(c, msg):
+            return
+        pid = (msg.get("payload") or {}).get("playerId")
+        c.state.setdefault("players", {}).pop(pid, None)  # type: ignore[union-attr]
+
+    def on_error(self, c: Client, msg: dict[str, Any]) -> None:
+        code = str((msg.get("payload") or {}).get("code"))
+        self.errors[code] += 1
+        if c.state is None and c.joined is not None and not c.joined.done():
+            c.joined.set_exception(JoinRefused(code))
+
+    # -- reports ----------------------------------------------------------
+
+    def join_report(self) -> dict[str, Any]:
+        joined: Counter[str] = Counter()
+        window_sends: Counter[str] = Counter()
+        for c in self.clients:
+            if c.ws is not None:
+                joined[c.room] += 1
+                window_sends[c.room] += max(0, c.last - c.first + 1)
+        return {
+            "members": dict(joined),
+            "window_sends": dict(window_sends),
+            "connect_us": self.connect_us.tobytes(),
+            "connect_failures": dict(self.connect_failures),
+            "open_start": self.open_start,
+            "open_end": self.open_end,
+        }
+
+    def final_report(self) -> dict[str, Any]:
+        start = self.marks.get("start")
+        end = self.marks.get("end")
+        window = (
+            [b - a for a, b in zip(start, end, strict=True)] if start and end else [0, 0, 0, 0, 0.0]
+        )
+        return {
+            "frames_window": window[0],
+            "bytes_rx_window": window[1],
+            "frames_tx_window": window[2],
+            "bytes_tx_window": window[3],
+            "cpu_window": window[4],
+            "frames_total": self.frames,
+            "sent_total": self.frames_tx,
+            "delivered": self.delivered,
+            "observed": self.observed,
+            "resynced": self.resynced,
+            "rx_deliveries": self.rx_deliveries,
+            "duplicates": self.duplicates,
+            "gaps": self.gaps,
+            "disconnects": self.disconnects,
+            "errors": dict(self.errors),
+            "tool_errors": self.tool_errors,
+            "tool_error_sample": self.tool_error_sample,
+            "latency_us": self.latency_us.tobytes(),
+            "send_lag_us": self.send_lag_us.tobytes(),
+            "mirrors": [
+                (c.room, c.version, state_digest(c.state))
+                for c in self.clients
+                if c.ws is not None and c.state is not None
+            ],
+        }
+
+
+def worker_main(cfg: Config, indices: list[int], conn: Any) -> None:
+    raise_open_files_limit()
+    try:
+        asyncio.run(Worker(cfg, indices, conn).run())
+    except BaseException:
+        conn.send({"kind": "crashed", "traceback": traceback.format_exc()})
+        raise
+
+
+# --------------------------------------------------------------------------
+# Parent: coordination, spectators, the report
+# --------------------------------------------------------------------------
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+async def gather_from(conns: list[Any], kind: str) -> list[dict[str, Any]]:
+    loop = asyncio.get_running_loop()
+    messages = await asyncio.gather(*(loop.run_in_executor(None, c.recv) for c in conns))
+    for message in messages:
+        if message.get("kind") != kind:
+            raise WorkerFailed(message.get("traceback") or f"expected {kind}, got {message}")
+    return messages
+
+
+async def sleep_until(epoch: float) -> None:
+    await asyncio.sleep(max(0.0, epoch - time.time()))
+
+
+async def spectate(cfg: Config, room: str) -> tuple[int | None, str | None]:
+    """Join ``room`` as a spectator and return the version and digest of its FULL_STATE."""
+    try:
+        ws = await open_socket(cfg.url, cfg.join_timeout)
+    except Exception:
+        return None, None
+    try:
+        await ws.send(
+            dumps({"type": "JOIN_ROOM", "roomId": room, "payload": {"spectate": True}}), text=True
+        )
+        async with asyncio.timeout(cfg.join_timeout):
+            while True:
+                msg = loads(await ws.recv(decode=False))
+                if msg.get("type") == "FULL_STATE":
+                    return msg.get("version"), state_digest(msg["payload"]["state"])
+                if msg.get("type") == "ERROR":
+                    return None, None
+    except Exception:
+        return None, None
+    finally:
+        await ws.close()
+
+
+def percentiles(values: array, scale: float) -> dict[str, Any]:
+    data = sorted(values)
+    n = len(data)
+    if not n:
+        return {"count": 0, "p50": None, "p90": None, "p99": None, "max": None}
+
+    def pick(q: float) -> float:
+        return round(data[min(n - 1, max(0, math.ceil(q * n) - 1))] * scale, 3)
+
+    return {
+        "count": n,
+        "p50": pick(0.5),
+        "p90": pick(0.9),
+        "p99": pick(0.99),
+        "max": round(data[-1] * scale, 3),
+    }
+
+
+def merged_array(reports: list[dict[str, Any]], key: str) -> array:
+    out = array("q")
+    for report in reports:
+        out.frombytes(report[key])
+    return out
+
+
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+async def coordinate(cfg: Config, conns: list[Any]) -> dict[str, Any]:
+    rss_before = proc_rss_bytes(cfg.pids)
+    joined = await gather_from(conns, "joined")
+    if cfg.idle_mode:
+        await asyncio.sleep(1.0)  # let the server settle after the join storm
+    rss_joined = proc_rss_bytes(cfg.pids)
+
+    t0 = time.time() + START_DELAY_SECONDS
+    for conn in conns:
+        conn.send({"kind": "go", "t0": t0})
+    await sleep_until(t0 + cfg.warmup)
+    cpu_start, machine_start = proc_cpu_seconds(cfg.pids), machine_cpu_ticks()
+    await sleep_until(t0 + cfg.warmup + cfg.duration)
+    cpu_end, machine_end = proc_cpu_seconds(cfg.pids), machine_cpu_ticks()
+    rss_end = proc_rss_bytes(cfg.pids)
+
+    drained = await gather_from(conns, "drained")
+    rooms = [cfg.room_id(i) for i in range(cfg.room_count)]
+    spectators = dict(
+        zip(rooms, await asyncio.gather(*(spectate(cfg, r) for r in rooms)), strict=True)
+    )
+    for conn in conns:
+        conn.send({"kind": "report"})
+    finals = await gather_from(conns, "final")
+
+    server_cpu = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
+    machine_busy = None
+    if machine_start and machine_end and machine_end[1] > machine_start[1]:
+        machine_busy = (machine_end[0] - machine_start[0]) / (machine_end[1] - machine_start[1])
+    result = build_result(
+        cfg,
+        joined,
+        drained,
+        finals,
+        spectators,
+        server_cpu,
+        {"before": rss_before, "joined": rss_joined, "end": rss_end},
+    )
+    result["machine"] = {
+        "cores": os.cpu_count(),
+        "busy_pct": rounded(machine_busy * 100, 1) if machine_busy is not None else None,
+    }
+    return result
+
+
+def build_result(
+    cfg: Config,
+    joined: list[dict[str, Any]],
+    drained: list[dict[str, Any]],
+    finals: list[dict[str, Any]],
+    spectators: dict[str, tuple[int | None, str | None]],
+    server_cpu: float | None,
+    rss: dict[str, int | None],
+) -> dict[str, Any]:
+    duration = cfg.duration
+    members: Counter[str] = Counter()
+    window_sends: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    for report in joined:
+        members.update(report["members"])
+        window_sends.update(report["window_sends"])
+        failures.update(report["connect_failures"])
+    clients = sum(members.values())
+    expected = sum(window_sends[room] * (members[room] - 1) for room in members)
+
+    def total(key: str) -> int:
+        return sum(report[key] for report in finals)
+
+    errors: Counter[str] = Counter()
+    for report in finals:
+        errors.update(report["errors"])
+
+    # convergence: every mirror equals its room's spectator FULL_STATE
+    mirrors: dict[str, list[tuple[int, str]]] = {}
+    for report in finals:
+        for room, version, digest in report["mirrors"]:
+            mirrors.setdefault(room, []).append((version, digest))
+    unconverged = sorted(
+        room
+        for room, seen in mirrors.items()
+        if spectators.get(room, (None, None))[1] is None
+        or any((v, d) != spectators[room] for v, d in seen)
+    )
+
+    delivered = total("delivered")
+    observed = total("observed")
+    rx_deliveries = total("rx_deliveries")
+    cpu_per_proc = [report["cpu_window"] for report in finals]
+    result: dict[str, Any] = {
+        "bench": "kasagi-bench-load",
+        "mode": "idle" if cfg.idle_mode else "load",
+        "config": {**asdict(cfg), "pids": list(cfg.pids)},
+        "clients": clients,
+        "rooms": len(members),
+        "sent": sum(window_sends.values()),
+        "sent_total": total("sent_total"),
+        "expected_deliveries": expected,
+        "deliveries": delivered,
+        "observed": observed,
+        "superseded": delivered - observed,
+        "resynced": total("resynced"),
+        "delivery_ratio": rounded(delivered / expected, 4) if expected else None,
+        "deliveries_per_s": rounded(rx_deliveries / duration, 1),
+        "frames_rx_per_s": rounded(total("frames_window") / duration, 1),
+        "bytes_rx_per_client_per_s": rounded(
+            total("bytes_rx_window") / duration / max(clients, 1), 1
+        ),
+        "bytes_tx_per_client_per_s": rounded(
+            total("bytes_tx_window") / duration / max(clients, 1), 1
+        ),
+        "latency_ms": percentiles(merged_array(finals, "latency_us"), 0.001),
+        "send_lag_ms": percentiles(merged_array(finals, "send_lag_us"), 0.001),
+        "connect_ms": percentiles(merged_array(joined, "connect_us"), 0.001),
+        "connect_failures": dict(failures),
+        "gaps": total("gaps"),
+        "duplicates": total("duplicates"),
+        "disconnects": total("disconnects"),
+        "errors": dict(errors),
+        "tool_errors": total("tool_errors"),
+        "quiet_at_end": all(r["quiet"] for r in drained) and all(r["quiet"] for r in finals),
+        "server": {
+            "pids": list(cfg.pids),
+            "cpu_s": rounded(server_cpu),
+            "cpu_pct": rounded(server_cpu / duration * 100, 1) if server_cpu is not None else None,
+            "cpu_s_per_1000_deliveries": (
+                rounded(server_cpu / rx_deliveries * 1000, 4)
+                if server_cpu is not None and rx_deliveries
+                else None
+            ),
+            "rss_mb": rounded(rss["end"] / 2**20, 1) if rss["end"] is not None else None,
+            "rss_mb_before": rounded(rss["before"] / 2**20, 1)
+            if rss["before"] is not None
+            else None,
+        },
+        "tool": {
+            "procs": cfg.procs,
+            "cpu_pct": rounded(sum(cpu_per_proc) / duration * 100, 1),
+            "max_proc_cpu_pct": rounded(max(cpu_per_proc, default=0.0) / duration * 100, 1),
+        },
+        "rooms_total": len(mirrors),
+        "rooms_converged": len(mirrors) - len(unconverged),
+        "all_converged": bool(mirrors) and not unconverged,
+        "unconverged_rooms": unconverged[:10],
+        "idle": None,
+    }
+    sample = next((r["tool_error_sample"] for r in finals if r["tool_error_sample"]), "")
+    if sample:
+        result["tool_error_sample"] = sample[-2000:]
+    if cfg.idle_mode:
+        opened = max(r["open_end"] for r in joined) - min(r["open_start"] for r in joined)
+        delta = (
+            rss["joined"] - rss["before"]
+            if rss["joined"] is not None and rss["before"] is not None
+            else None
+        )
+        result["idle"] = {
+            "connections": clients,
+            "open_s": round(opened, 3),
+            "connections_per_s": round(clients / opened, 1) if opened > 0 else None,
+            "rss_mb_before": rounded(rss["before"] / 2**20, 1)
+            if rss["before"] is not None
+            else None,
+            "rss_mb_joined": rounded(rss["joined"] / 2**20, 1)
+            if rss["joined"] is not None
+            else None,
+            "rss_kb_per_connection": round(delta / 1024 / clients, 2)
+            if delta and clients
+            else None,
+        }
+    return result
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    """Start the workers, coordinate them, and return the merged result."""
+    raise_open_files_limit()
+    ctx = multiprocessing.get_context("spawn")
+    procs = max(1, min(cfg.procs, cfg.client_count))
+    cfg = Config(**{**asdict(cfg), "procs": procs})
+    conns, workers = [], []
+    for w in range(procs):
+        parent_end, child_end = ctx.Pipe()
+        indices = list(range(w, cfg.client_count, procs))
+        proc = ctx.Process(target=worker_main, args=(cfg, indices, child_end), daemon=True)
+        proc.start()
+        child_end.close()
+        conns.append(parent_end)
+        workers.append(proc)
+    try:
+        result = asyncio.run(coordinate(cfg, conns))
+    except BaseException:
+        for proc in workers:
+            proc.kill()
+        raise
+    for proc in workers:
+        proc.join(timeout=15)
+        if proc.is_alive():
+            proc.kill()
+    return result
+
+
+# --------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------
+
+
+def parse_result(stdout: str) -> dict[str, Any]:
+    """The result object from the tool's stdout (its last JSON line, prefixed or bare)."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith(RESULT_PREFIX):
+            line = line[len(RESULT_PREFIX) :]
+        if line.startswith("{"):
+            return orjson.loads(line)
+    raise ValueError("no result line in the output")
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        text = f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:,.1f}"
+    else:
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{text}{unit}"
+
+
+def table(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    lat, lag, con = result["latency_ms"], result["send_lag_ms"], result["connect_ms"]
+    server, tool = result["server"], result["tool"]
+    lines = [f"Kasagi bench  {cfg['url']}  ({result['mode']}, {tool['procs']} worker proc(s))"]
+    if result["mode"] == "load":
+        lines.append(
+            f"  workload            {result['clients']} clients, {result['rooms']} rooms, "
+            f"{cfg['rate']:g} Hz, payload {cfg['payload']}, room type {cfg['room_type']}, "
+            f"{cfg['duration']:g} s measured after {cfg['warmup']:g} s warm-up"
+        )
+    lines += [
+        f"  connect+join        p50 {fmt(con['p50'], ' ms')}  p99 {fmt(con['p99'], ' ms')}  "
+        f"failures {result['connect_failures'] or 0}",
+    ]
+    if result["mode"] == "load":
+        lines += [
+            f"  updates sent        {fmt(result['sent'])} in window ({fmt(result['sent_total'])} "
+            f"total)  send lag p99 {fmt(lag['p99'], ' ms')}",
+            f"  deliveries          {fmt(result['deliveries'])} of "
+            f"{fmt(result['expected_deliveries'])}"
+            f" expected ({fmt(100 * (result['delivery_ratio'] or 0), ' %')}); "
+            f"observed {fmt(result['observed'])}, superseded {fmt(result['superseded'])}, "
+            f"resynced {fmt(result['resynced'])}",
+            f"  deliveries/s        {fmt(result['deliveries_per_s'])}",
+            f"  latency send->seen  p50 {fmt(lat['p50'])}  p90 {fmt(lat['p90'])}  "
+            f"p99 {fmt(lat['p99'])}  max {fmt(lat['max'])} ms  (n={fmt(lat['count'])})",
+            f"  frames received/s   {fmt(result['frames_rx_per_s'])}   bytes/client/s "
+            f"rx {fmt(result['bytes_rx_per_client_per_s'])}  "
+            f"tx {fmt(result['bytes_tx_per_client_per_s'])}",
+        ]
+    lines += [
+        f"  chain gaps          {result['gaps']}   duplicates {result['duplicates']}   "
+        f"disconnects {result['disconnects']}   errors {result['errors'] or 0}",
+        f"  server              cpu {fmt(server['cpu_pct'], ' %')} ({fmt(server['cpu_s'], ' s')}),"
+        f" {fmt(server['cpu_s_per_1000_deliveries'], ' s')} per 1000 deliveries, "
+        f"rss {fmt(server['rss_mb'], ' MB')}",
+        f"  tool                cpu {fmt(tool['cpu_pct'], ' %')} "
+        f"(busiest proc {fmt(tool['max_proc_cpu_pct'], ' %')})   machine busy "
+        f"{fmt(result['machine']['busy_pct'], ' %')} of {result['machine']['cores']} cores",
+        f"  rooms converged     {result['rooms_converged']}/{result['rooms_total']}"
+        + ("" if result["quiet_at_end"] else "  (traffic still arriving at the end)"),
+    ]
+    if result["idle"]:
+        idle = result["idle"]
+        lines.append(
+            f"  idle                {idle['connections']} connections opened in "
+            f"{fmt(idle['open_s'], ' s')}; server rss {fmt(idle['rss_mb_before'], ' MB')} -> "
+            f"{fmt(idle['rss_mb_joined'], ' MB')} = {fmt(idle['rss_kb_per_connection'], ' KiB')}"
+            " per connection"
+        )
+    if tool["max_proc_cpu_pct"] and tool["max_proc_cpu_pct"] > 85:
+        lines.append(
+            "  WARNING: a tool process was CPU-saturated; latencies and rates are bounds "
+            "of the tool, not the server (try --procs 2)"
+        )
+    if result["tool_errors"]:
+        lines.append(f"  WARNING: {result['tool_errors']} frames the tool could not process")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+
+def payload_shape(text: str) -> str:
+    if text == "move":
+        return text
+    if text.startswith("blob:") and text[5:].isdigit() and int(text[5:]) > 0:
+        return text
+    raise argparse.ArgumentTypeError("payload is 'move' or 'blob:N' (N bytes)")
+
+
+def pid_list(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.replace(",", " ").split())
+
+
+def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """The workload options, shared with bench.compare."""
+    parser.add_argument("--clients", type=int, default=50, help="clients sending updates")
+    parser.add_argument(
+        "--rooms", type=int, default=5, help="rooms; client i joins room i %% rooms"
+    )
+    parser.add_argument("--rate", type=float, default=10.0, help="updates per second per client")
+    parser.add_argument(
+        "--payload",
+        type=payload_shape,
+        default="move",
+        help="'move' (x, y in 0..1000, slow) or 'blob:N' (an N-byte field)",
+    )
+    parser.add_argument(
+        "--room-type",
+        default="freeform",
+        help="hint only, recorded in the report (rooms are auto-created)",
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds sent before measuring")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=5.0,
+        help="max seconds to wait for in-flight frames at the end",
+    )
+    parser.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        help="idle mode: hold N joined connections, measure RSS per connection",
+    )
+    parser.add_argument("--procs", type=int, default=1, help="worker processes for the clients")
+    parser.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=50,
+        help="handshakes in flight at once (all workers together)",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--url", default="ws://127.0.0.1:8080/sync")
+    add_workload_arguments(parser)
+    parser.add_argument(
+        "--pids",
+        type=pid_list,
+        default=(),
+        help="server pids (comma-separated) to sample CPU and RSS from /proc",
+    )
+    parser.add_argument(
+        "--room-prefix",
+        default=None,
+        help="room id prefix, unique per run (default: bench-<time>-<pid>)",
+    )
+    parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
+    args = parser.parse_args(argv)
+    if args.idle <= 0 and (args.clients < 1 or args.rooms < 1 or args.rate <= 0):
+        parser.error("--clients, --rooms and --rate must be positive")
+    prefix = args.room_prefix or f"bench-{int(time.time()) % 1000000}-{os.getpid()}"
+    cfg = Config(
+        url=args.url,
+        clients=args.idle if args.idle > 0 else args.clients,
+        rooms=args.rooms,
+        rate=args.rate,
+        payload=args.payload,
+        room_type=args.room_type,
+        duration=args.duration,
+        warmup=0.0 if args.idle > 0 else args.warmup,
+        drain=args.drain,
+        pids=args.pids,
+        idle=args.idle,
+        procs=args.procs,
+        room_prefix=prefix,
+        connect_concurrency=args.connect_concurrency,
+    )
+    result = run(cfg)
+    line = orjson.dumps(result).decode()
+    if args.json_only:
+        print(line)
+    else:
+        print(table(result))
+        print(RESULT_PREFIX + line)
+    return 0 if result["clients"] else 1  # no client could join: nothing was measured
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Envelope encoding (PROTOCOL.md §2): one JSON object per text frame, via orjson.
+
+Builds the client → server messages and decodes server frames. Pure: the
+client passes the bytes to the socket itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from .errors import RequestId
+from .events import MalformedMessage
+
+__all__ = ["decode", "encode", "envelope"]
+
+
+def envelope(
+    type_: str,
+    *,
+    room_id: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+    request_id: RequestId | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A client → server message; fields left as None are omitted, not sent as null.
+
+    ``extra`` takes envelope fields in their wire spelling (``version``,
+    ``expectedVersion``, ``entityId``).
+    """
+    msg: dict[str, Any] = {"type": type_}
+    if room_id is not None:
+        msg["roomId"] = room_id
+    if payload:
+        msg["payload"] = dict(payload)
+    if request_id is not None:
+        msg["requestId"] = request_id
+    msg.update((key, value) for key, value in extra.items() if value is not None)
+    return msg
+
+
+def encode(msg: Mapping[str, Any]) -> str:
+    """Serialise for a text frame (a str, so any websockets version sends a text frame)."""
+    return orjson.dumps(msg).decode()
+
+
+def decode(frame: str | bytes) -> dict[str, Any]:
+    """Parse one server frame; anything but a JSON object is a protocol fault."""
+    try:
+        msg = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"frame is not JSON: {exc}") from exc
+    if not isinstance(msg, dict):
+        raise MalformedMessage("frame is not a JSON object")
+    return msg

@@ -1,0 +1,1 @@
+"""Kasagi Sync engine: the pure core (``sync.core``), stores, hub and consumer."""

@@ -1,0 +1,205 @@
+"""Client → server envelopes: parse and validate into immutable messages.
+
+``parse_message`` never raises anything but :class:`ProtocolError`, whatever
+the input (a hypothesis property in the tests holds it to that). The requestId
+is validated first so that every later refusal can echo it (§8).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+
+from .errors import ErrorCode, ProtocolError
+from .limits import Limits
+from .merge_patch import depth, longest_key
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_REQUEST_ID_LENGTH = 64
+
+RequestId = str | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRoom:
+    TYPE: ClassVar[str] = "JOIN_ROOM"
+    room_id: str
+    fields: dict[str, Any]
+    session_token: str | None = None
+    spectate: bool = False
+    request_id: RequestId = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRoom:
+    TYPE: ClassVar[str] = "LEAVE_ROOM"
+    room_id: str
+    request_id: RequestId = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdate:
+    TYPE: ClassVar[str] = "STATE_UPDATE"
+    room_id: str
+    patch: dict[str, Any]
+    entity_id: str | None = None
+    expected_version: int | None = None
+    request_id: RequestId = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    TYPE: ClassVar[str] = "RESYNC"
+    room_id: str
+    request_id: RequestId = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    TYPE: ClassVar[str] = "PING"
+    room_id: str | None = None
+    request_id: RequestId = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+ClientMessage = JoinRoom | LeaveRoom | StateUpdate | Resync | Ping
+
+
+def decode_json(raw: str | bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid JSON") from exc
+
+
+def parse_message(raw: str | bytes, limits: Limits) -> ClientMessage:
+    """Decode one JSON text frame into a message, or raise ProtocolError."""
+    return parse_envelope(decode_json(raw), limits)
+
+
+def parse_envelope(data: Any, limits: Limits) -> ClientMessage:
+    """Validate an already decoded frame (JSON or MessagePack)."""
+    if type(data) is not dict:
+        raise ProtocolError(ErrorCode.BAD_JSON, "frame must be a JSON object")
+    request_id = _request_id(data)
+    room_id = data.get("roomId")
+    try:
+        if room_id is not None and not _is_id(room_id):
+            raise _bad("roomId must match [A-Za-z0-9_.-]{1,64}")
+        kind = data.get("type")
+        if kind is None:
+            raise _bad("type is required")
+        if type(kind) is not str:
+            raise _bad("type must be a string")
+        parser = _PARSERS.get(kind)
+        if parser is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:64]!r}")
+        payload = data.get("payload", _ABSENT)
+        if payload is _ABSENT:
+            payload = {}
+        elif type(payload) is not dict:
+            raise _bad("payload must be an object")
+        if kind != "PING" and room_id is None:
+            raise _bad(f"roomId is required on {kind}")
+        return parser(data, room_id, payload, request_id, limits)
+    except ProtocolError as exc:
+        exc.request_id = request_id
+        if room_id is not None and _is_id(room_id):
+            exc.room_id = room_id
+        raise
+
+
+def request_id_of(data: Any) -> RequestId:
+    """The requestId of a decoded frame if it is valid, else None (for ERROR echo)."""
+    if type(data) is not dict:
+        return None
+    try:
+        return _request_id(data)
+    except ProtocolError:
+        return None
+
+
+def _request_id(data: dict[str, Any]) -> RequestId:
+    value = data.get("requestId")
+    if value is None:
+        return None
+    if type(value) is str and len(value) <= MAX_REQUEST_ID_LENGTH:
+        return value
+    if type(value) is int and len(str(value)) <= MAX_REQUEST_ID_LENGTH:
+        return value
+    raise _bad("requestId must be a string or an integer of at most 64 characters")
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is str and ID_PATTERN.fullmatch(value) is not None
+
+
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_MESSAGE, message)
+
+
+def check_document(value: dict[str, Any], limits: Limits, what: str) -> None:
+    """Nesting depth and key length limits of §8 (PAYLOAD_TOO_LARGE)."""
+    if depth(value) > limits.max_depth:
+        raise ProtocolError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"{what} nests deeper than {limits.max_depth} levels",
+        )
+    if longest_key(value) > limits.max_key_length:
+        raise ProtocolError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"{what} has a key longer than {limits.max_key_length} characters",
+        )
+
+
+def _parse_join(data, room_id, payload, request_id, limits) -> JoinRoom:
+    fields = dict(payload)
+    token = fields.pop("sessionToken", None)
+    if token is not None and (type(token) is not str or len(token) > 256):
+        raise _bad("sessionToken must be a string")
+    spectate = fields.pop("spectate", False)
+    if spectate is None:
+        spectate = False
+    if type(spectate) is not bool:
+        raise _bad("spectate must be a boolean")
+    check_document(fields, limits, "payload")
+    return JoinRoom(room_id, fields, token or None, spectate, request_id)
+
+
+def _parse_leave(data, room_id, payload, request_id, limits) -> LeaveRoom:
+    return LeaveRoom(room_id, request_id)
+
+
+def _parse_update(data, room_id, payload, request_id, limits) -> StateUpdate:
+    entity_id = data.get("entityId")
+    if entity_id is not None and not _is_id(entity_id):
+        raise _bad("entityId must match [A-Za-z0-9_.-]{1,64}")
+    expected = data.get("expectedVersion")
+    if expected is not None and (type(expected) is not int or expected < 0):
+        raise _bad("expectedVersion must be a non-negative integer")
+    version = data.get("version")
+    if version is not None and type(version) is not int:
+        raise _bad("version must be an integer")
+    check_document(payload, limits, "payload")
+    return StateUpdate(room_id, payload, entity_id, expected, request_id)
+
+
+def _parse_resync(data, room_id, payload, request_id, limits) -> Resync:
+    return Resync(room_id, request_id)
+
+
+def _parse_ping(data, room_id, payload, request_id, limits) -> Ping:
+    return Ping(room_id, request_id, payload)
+
+
+_ABSENT = object()
+_PARSERS = {
+    "JOIN_ROOM": _parse_join,
+    "LEAVE_ROOM": _parse_leave,
+    "STATE_UPDATE": _parse_update,
+    "RESYNC": _parse_resync,
+    "PING": _parse_ping,
+}

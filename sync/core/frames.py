@@ -1,0 +1,95 @@
+"""Server → client messages (PROTOCOL.md §2–§5) as plain dicts or encoded bytes.
+
+One place decides the envelope's field names and order. ``encode`` is the
+only JSON encoder of outbound frames; the hub calls it once per room per
+tick and sends the same bytes to every member.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .changes import Change
+from .errors import ProtocolError
+
+RequestId = str | int | None
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message)
+
+
+def change_frame(room_id: str, change: Change, timestamp: int) -> dict[str, Any]:
+    return {
+        "type": change.kind.value,
+        "roomId": room_id,
+        "version": change.version,
+        "baseVersion": change.base_version,
+        "timestamp": timestamp,
+        "payload": change.payload if change.payload is not None else change.patch,
+    }
+
+
+def delta_frame(
+    room_id: str, base_version: int, version: int, patch: dict[str, Any], timestamp: int
+) -> dict[str, Any]:
+    return {
+        "type": "DELTA_UPDATE",
+        "roomId": room_id,
+        "version": version,
+        "baseVersion": base_version,
+        "timestamp": timestamp,
+        "payload": patch,
+    }
+
+
+def full_state_frame(
+    room_id: str,
+    version: int,
+    state: dict[str, Any],
+    *,
+    player_id: str | None,
+    session_token: str | None,
+    resumed: bool,
+    timestamp: int,
+    request_id: RequestId = None,
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "FULL_STATE",
+        "roomId": room_id,
+        "version": version,
+        "timestamp": timestamp,
+        "payload": {
+            "playerId": player_id,
+            "sessionToken": session_token,
+            "resumed": resumed,
+            "state": state,
+        },
+    }
+    if request_id is not None:
+        frame["requestId"] = request_id
+    return frame
+
+
+def pong_frame(timestamp: int, request_id: RequestId, room_id: str | None) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "PONG",
+        "timestamp": timestamp,
+        "payload": {"serverTime": timestamp},
+    }
+    if room_id is not None:
+        frame["roomId"] = room_id
+    if request_id is not None:
+        frame["requestId"] = request_id
+    return frame
+
+
+def error_frame(error: ProtocolError, timestamp: int) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "ERROR", "timestamp": timestamp, "payload": error.payload()}
+    if error.room_id is not None:
+        frame["roomId"] = error.room_id
+    if error.request_id is not None:
+        frame["requestId"] = error.request_id
+    return frame

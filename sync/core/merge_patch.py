@@ -1,0 +1,152 @@
+"""JSON Merge Patch (RFC 7396): apply, diff, effective patch and composition.
+
+Stored documents are never mutated: every function copies along the path it
+changes and shares the rest, so a state handed to an encoder stays a valid
+snapshot while the room moves on. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JSONObject = dict[str, Any]
+
+
+class NotComposable(Exception):
+    """Two patches whose composition cannot be written as one merge patch.
+
+    This happens only when the first patch replaces an object at some key by a
+    non-object (or deletes it) and the second writes an object there again: a
+    merge patch cannot say "replace this object" without knowing the base.
+    """
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON sees it: ``1`` and ``True`` differ, ``1`` and ``1.0`` do not."""
+    if a is b:
+        return True
+    ta, tb = type(a), type(b)
+    if ta is dict:
+        if tb is not dict or len(a) != len(b):
+            return False
+        for key, value in a.items():
+            if key not in b or not json_equal(value, b[key]):
+                return False
+        return True
+    if ta is list:
+        return tb is list and len(a) == len(b) and all(map(json_equal, a, b))
+    if ta is bool or tb is bool:
+        return ta is tb and a == b
+    if ta in (int, float) and tb in (int, float):
+        return a == b
+    return ta is tb and a == b
+
+
+def strip_nulls(value: Any) -> Any:
+    """What RFC 7396 stores when an object patch lands on a non-object."""
+    if type(value) is not dict:
+        return value
+    return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+
+
+def apply_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 MergePatch(target, patch), returning a new value."""
+    if type(patch) is not dict:
+        return patch
+    result = dict(target) if type(target) is dict else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif type(value) is dict:
+            result[key] = apply_patch(result.get(key), value)
+        else:
+            result[key] = value
+    return result
+
+
+def effective_patch(target: JSONObject, patch: JSONObject) -> JSONObject:
+    """The part of ``patch`` that changes ``target``; ``{}`` when it is a no-op.
+
+    Applying the result to ``target`` gives the same document as applying
+    ``patch``; values equal to what is stored and deletions of absent keys are
+    left out, so a client sees only what really changed.
+    """
+    out: JSONObject = {}
+    for key, value in patch.items():
+        if value is None:
+            if key in target:
+                out[key] = None
+        elif type(value) is dict:
+            current = target.get(key, _MISSING)
+            if type(current) is dict:
+                sub = effective_patch(current, value)
+                if sub:
+                    out[key] = sub
+            else:
+                out[key] = strip_nulls(value)
+        elif key not in target or not json_equal(target[key], value):
+            out[key] = value
+    return out
+
+
+def diff(old: JSONObject, new: JSONObject) -> JSONObject:
+    """A merge patch turning ``old`` into ``new`` (both objects, no nulls inside)."""
+    out: JSONObject = {}
+    for key in old:
+        if key not in new:
+            out[key] = None
+    for key, value in new.items():
+        if key not in old:
+            out[key] = value
+            continue
+        current = old[key]
+        if type(value) is dict and type(current) is dict:
+            sub = diff(current, value)
+            if sub:
+                out[key] = sub
+        elif not json_equal(current, value):
+            # A scalar, or an object replacing a non-object (RFC 7396 starts from {}).
+            out[key] = value
+    return out
+
+
+def compose(first: JSONObject, second: JSONObject) -> JSONObject:
+    """One patch equal to applying ``first`` then ``second``.
+
+    Raises :class:`NotComposable` in the one case RFC 7396 cannot express
+    (see that class); callers then keep the two patches apart.
+    """
+    out = dict(first)
+    for key, value in second.items():
+        if type(value) is dict and key in first:
+            previous = first[key]
+            if type(previous) is not dict:
+                raise NotComposable(key)
+            out[key] = compose(previous, value)
+        else:
+            out[key] = value
+    return out
+
+
+def depth(value: Any) -> int:
+    """Nesting depth of containers: a scalar is 0, ``{}`` is 1, ``{"a": {}}`` is 2."""
+    if type(value) is dict:
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    if type(value) is list:
+        return 1 + max((depth(v) for v in value), default=0)
+    return 0
+
+
+def longest_key(value: Any) -> int:
+    """Length of the longest object key anywhere inside ``value``."""
+    if type(value) is dict:
+        return max(
+            (max(len(k), longest_key(v)) for k, v in value.items()),
+            default=0,
+        )
+    if type(value) is list:
+        return max((longest_key(v) for v in value), default=0)
+    return 0
+
+
+_MISSING = object()

@@ -1,0 +1,366 @@
+"""Per-process fan-out: batch each room's changes per tick, encode once, send to all.
+
+A room's changes arrive in version order (from the in-memory store, or from
+the Redis stream in a cluster). They wait in ``RoomFanout.items`` until the
+tick; then every member gets one DELTA_UPDATE composed from the version it
+already has, encoded once per distinct starting version (almost always one),
+the same bytes for all. The first change after a quiet tick is flushed at
+once (``call_soon``), so batching costs nothing when there is nothing to batch.
+
+Per member the stream is gapless and duplicate-free by construction: each
+member records the version of the last state-changing frame (or FULL_STATE)
+it was sent, skips items at or below it, and a FULL_STATE seals the open
+batch so no later batch straddles its version.
+
+A slow reader (its socket still owes more than ``LAG_HIGH`` bytes) is not
+written to; its pending changes are composed into one patch (bounded: past
+``LAG_MAX_ITEMS`` it is marked for a fresh FULL_STATE instead), and it
+catches up on the first tick its socket has drained below ``LAG_LOW``.
+
+Nothing here awaits: a flush is one synchronous pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .core.changes import Change, ChangeKind, LeaveReason
+from .core.errors import ErrorCode, ProtocolError
+from .core.frames import change_frame, delta_frame, encode, error_frame, full_state_frame
+from .core.merge_patch import NotComposable, compose
+from .metrics import METRICS
+
+logger = logging.getLogger(__name__)
+
+LAG_HIGH = 512 * 1024
+LAG_LOW = 64 * 1024
+LAG_MAX_ITEMS = 64
+
+StateSource = Callable[[], tuple[int, dict[str, Any]]]
+
+
+class Writer(Protocol):
+    def write(self, data: bytes, binary: bool = False) -> None: ...
+    def backlog(self) -> int: ...
+
+
+class Member(Protocol):
+    """What the hub needs of a connection (the consumer implements it)."""
+
+    player_id: str | None
+    session_token: str | None
+    writer: Writer
+    #: Version of the last FULL_STATE or state-changing frame this member was sent.
+    synced_version: int
+    #: Changes held back while the member's socket is slow (None: not lagging).
+    lag: list[Pending] | None
+    #: Set when a slow member must get a FULL_STATE instead of its backlog.
+    needs_full_state: bool
+
+    def on_detached(self, room_id: str, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class Pending:
+    """A change waiting for the tick; consecutive DELTAs are composed in place."""
+
+    kind: ChangeKind | None  # None: the room was closed
+    base_version: int
+    version: int
+    patch: dict[str, Any]
+    payload: dict[str, Any] | None = None
+    sealed: bool = False
+
+    @classmethod
+    def of(cls, change: Change) -> Pending:
+        return cls(change.kind, change.base_version, change.version, change.patch, change.payload)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class RoomFanout:
+    """The members of one room in this process and its pending changes."""
+
+    def __init__(self, hub: Hub, room_id: str, state_source: StateSource) -> None:
+        self.hub = hub
+        self.room_id = room_id
+        self.state_source = state_source
+        self.members: dict[int, Member] = {}
+        self.items: list[Pending] = []
+        self.handle: asyncio.Handle | None = None
+        self.last_flush = float("-inf")
+        self.lagging = 0
+
+    # -- membership ------------------------------------------------------
+
+    def attach(self, member: Member) -> None:
+        self.members[id(member)] = member
+        member.lag = None
+        member.needs_full_state = False
+
+    def detach(self, member: Member) -> None:
+        if self.members.pop(id(member), None) is not None and member.lag is not None:
+            member.lag = None
+            self.lagging -= 1
+
+    def send_full_state(
+        self, member: Member, *, resumed: bool, request_id: str | int | None = None
+    ) -> None:
+        """FULL_STATE at the current version; later changes start a new batch."""
+        version, state = self.state_source()
+        frame = full_state_frame(
+            self.room_id, version, state,
+            player_id=member.player_id, session_token=member.session_token,
+            resumed=resumed, timestamp=now_ms(), request_id=request_id,
+        )
+        self.hub.write(member, encode(frame))
+        member.synced_version = version
+        if member.lag is not None:
+            member.lag = None
+            self.lagging -= 1
+        member.needs_full_state = False
+        if self.items:
+            self.items[-1].sealed = True
+
+    # -- changes ---------------------------------------------------------
+
+    def publish(self, change: Change) -> None:
+        items = self.items
+        if change.kind is ChangeKind.DELTA and items:
+            last = items[-1]
+            if (
+                last.kind is ChangeKind.DELTA
+                and not last.sealed
+                and last.version == change.base_version
+            ):
+                try:
+                    last.patch = compose(last.patch, change.patch)
+                    last.version = change.version
+                    self._schedule()
+                    return
+                except NotComposable:
+                    pass
+        items.append(Pending.of(change))
+        self._schedule()
+
+    def close(self) -> None:
+        """After what is pending: ERROR ROOM_CLOSED to every member, then detach all."""
+        version = self.items[-1].version if self.items else self.state_source()[0]
+        self.items.append(Pending(None, version, version, {}))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.handle is not None:
+            return
+        loop = self.hub.loop
+        due = self.last_flush + self.hub.tick
+        if due <= loop.time():
+            self.handle = loop.call_soon(self.flush)
+        else:
+            self.handle = loop.call_at(due, self.flush)
+
+    # -- the tick --------------------------------------------------------
+
+    def flush(self) -> None:
+        self.handle = None
+        started = time.perf_counter()
+        items, self.items = self.items, []
+        if items:
+            self.last_flush = self.hub.loop.time()
+        try:
+            batch = _Batch(self.room_id, items, now_ms())
+            for member in list(self.members.values()):
+                self._deliver(member, batch)
+            if items:
+                self._after(items)
+        except Exception:
+            logger.exception("flush of room %s failed", self.room_id)
+            for member in list(self.members.values()):
+                member.needs_full_state = True
+                self._catch_up(member)
+        if self.lagging > 0 and self.handle is None:
+            self.handle = self.hub.loop.call_later(self.hub.tick, self.flush)
+        if items:
+            METRICS.tick_seconds.observe(time.perf_counter() - started)
+        if not self.members and not self.items and self.handle is None:
+            self.hub.forget(self)
+
+    def _deliver(self, member: Member, batch: _Batch) -> None:
+        if member.lag is not None or member.needs_full_state:
+            self._add_lag(member, batch.items)
+            self._catch_up(member)
+            return
+        start = batch.start_for(member.synced_version)
+        if start is None:
+            return
+        if member.writer.backlog() > LAG_HIGH:
+            member.lag = []
+            self.lagging += 1
+            self._add_lag(member, batch.items)
+            return
+        frames, version = batch.frames_from(start)
+        for data in frames:
+            self.hub.write(member, data)
+        member.synced_version = version
+
+    def _add_lag(self, member: Member, items: list[Pending]) -> None:
+        if member.needs_full_state:
+            return
+        if member.lag is None:
+            member.lag = []
+            self.lagging += 1
+        lag = member.lag
+        for item in items:
+            if item.kind is None or item.version <= member.synced_version:
+                continue
+            last = lag[-1] if lag else None
+            if last is not None and last.kind is ChangeKind.DELTA and item.kind is ChangeKind.DELTA:
+                try:
+                    lag[-1] = Pending(last.kind, last.base_version, item.version,
+                                      compose(last.patch, item.patch))
+                    continue
+                except NotComposable:
+                    pass
+            lag.append(
+                Pending(item.kind, item.base_version, item.version, item.patch, item.payload)
+            )
+        if len(lag) > LAG_MAX_ITEMS:
+            member.needs_full_state = True
+            lag.clear()
+
+    def _catch_up(self, member: Member) -> None:
+        """Send a slow member what it missed once its socket has drained."""
+        if member.writer.backlog() > LAG_LOW:
+            return
+        if member.needs_full_state:
+            self.send_full_state(member, resumed=False)
+            return
+        lag = member.lag or []
+        batch = _Batch(self.room_id, lag, now_ms())
+        start = batch.start_for(member.synced_version)
+        if start is not None:
+            frames, member.synced_version = batch.frames_from(start)
+            for data in frames:
+                self.hub.write(member, data)
+        if member.lag is not None:
+            member.lag = None
+            self.lagging -= 1
+
+    def _after(self, items: list[Pending]) -> None:
+        """Detach kicked players and, on close, everybody, once they were told."""
+        for item in items:
+            if item.kind is None:
+                closed = encode(error_frame(
+                    ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed",
+                                  room_id=self.room_id),
+                    now_ms(),
+                ))
+                for member in list(self.members.values()):
+                    self.hub.write(member, closed)
+                    self.detach(member)
+                    member.on_detached(self.room_id, LeaveReason.CLOSED.value)
+            elif item.kind is ChangeKind.LEFT and item.payload["reason"] == LeaveReason.KICKED:
+                for member in list(self.members.values()):
+                    if member.player_id == item.payload["playerId"]:
+                        self.detach(member)
+                        member.on_detached(self.room_id, LeaveReason.KICKED.value)
+
+
+class _Batch:
+    """One flush's items; frames are built per starting index and cached."""
+
+    __slots__ = ("_cache", "items", "room_id", "timestamp")
+
+    def __init__(self, room_id: str, items: list[Pending], timestamp: int) -> None:
+        self.room_id = room_id
+        self.items = [item for item in items if item.kind is not None]
+        self.timestamp = timestamp
+        self._cache: dict[int, tuple[list[bytes], int]] = {}
+
+    def start_for(self, synced_version: int) -> int | None:
+        for index, item in enumerate(self.items):
+            if item.version > synced_version:
+                if item.base_version != synced_version:
+                    raise RuntimeError(
+                        f"chain break in {self.room_id}: member at {synced_version}, "
+                        f"next change {item.base_version}->{item.version}"
+                    )
+                return index
+        return None
+
+    def frames_from(self, start: int) -> tuple[list[bytes], int]:
+        cached = self._cache.get(start)
+        if cached is not None:
+            return cached
+        items, frames = self.items, []
+        index, count = start, len(self.items)
+        version = items[start].base_version
+        while index < count:
+            item = items[index]
+            index += 1
+            if item.kind is ChangeKind.DELTA:
+                patch, version = item.patch, item.version
+                while index < count and items[index].kind is ChangeKind.DELTA:
+                    try:
+                        patch = compose(patch, items[index].patch)
+                    except NotComposable:
+                        break
+                    version = items[index].version
+                    index += 1
+                frames.append(encode(delta_frame(
+                    self.room_id, item.base_version, version, patch, self.timestamp)))
+            else:
+                version = item.version
+                frames.append(encode(change_frame(
+                    self.room_id,
+                    Change(item.kind, item.base_version, item.version, item.patch, item.payload),
+                    self.timestamp,
+                )))
+        self._cache[start] = (frames, version)
+        return frames, version
+
+
+class Hub:
+    """All rooms with members in this process."""
+
+    def __init__(self, tick_seconds: float) -> None:
+        self.tick = tick_seconds
+        self.rooms: dict[str, RoomFanout] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def room(self, room_id: str, state_source: StateSource) -> RoomFanout:
+        fanout = self.rooms.get(room_id)
+        if fanout is None:
+            fanout = self.rooms[room_id] = RoomFanout(self, room_id, state_source)
+        return fanout
+
+    def get(self, room_id: str) -> RoomFanout | None:
+        return self.rooms.get(room_id)
+
+    def forget(self, fanout: RoomFanout) -> None:
+        if self.rooms.get(fanout.room_id) is fanout:
+            del self.rooms[fanout.room_id]
+
+    def publish(self, room_id: str, change: Change) -> None:
+        fanout = self.rooms.get(room_id)
+        if fanout is not None:
+            fanout.publish(change)
+
+    @staticmethod
+    def write(member: Member, data: bytes) -> None:
+        member.writer.write(data)
+        METRICS.frames_out += 1
+        METRICS.bytes_out += len(data)

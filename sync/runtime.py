@@ -1,0 +1,71 @@
+"""The process-wide engine: one hub and one store per server process.
+
+Built lazily on first use inside the running event loop, from the settings.
+Apps that persist rooms (``rooms``) register their directory and persistence
+factories here, so ``sync`` never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .conf import KasagiSettings, kasagi_settings
+from .core.limits import Limits
+from .directory import MemoryDirectory, RoomDirectory
+from .hub import Hub
+from .metrics import METRICS
+from .store.base import NullPersistence, Persistence
+from .store.memory import MemoryRoomStore
+
+
+@dataclass
+class Runtime:
+    settings: KasagiSettings
+    limits: Limits
+    hub: Hub
+    store: MemoryRoomStore
+    persistence: Any
+
+
+DirectoryFactory = Callable[[KasagiSettings], RoomDirectory]
+PersistenceFactory = Callable[[KasagiSettings, "MemoryRoomStore"], Persistence]
+
+_directory_factory: DirectoryFactory = lambda conf: MemoryDirectory()  # noqa: E731
+_persistence_factory: PersistenceFactory = lambda conf, store: NullPersistence()  # noqa: E731
+_runtime: Runtime | None = None
+
+
+def install(
+    *, directory: DirectoryFactory | None = None, persistence: PersistenceFactory | None = None
+) -> None:
+    """Called from an AppConfig.ready(): swap in database-backed rooms."""
+    global _directory_factory, _persistence_factory
+    if directory is not None:
+        _directory_factory = directory
+    if persistence is not None:
+        _persistence_factory = persistence
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        conf = kasagi_settings()
+        limits = conf.limits()
+        hub = Hub(conf.tick_ms / 1000.0)
+        store = MemoryRoomStore(
+            hub, _directory_factory(conf), limits=limits, grace_seconds=conf.grace_period,
+        )
+        persistence = _persistence_factory(conf, store)
+        store.persistence = persistence
+        _runtime = Runtime(conf, limits, hub, store, persistence)
+        METRICS.rooms = lambda: len(store.rooms)
+        METRICS.players = lambda: sum(len(live.room.players) for live in store.rooms.values())
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the engine (tests that change settings between cases)."""
+    global _runtime
+    _runtime = None

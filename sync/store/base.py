@@ -1,0 +1,57 @@
+"""What every store offers the consumer and the server-side API, and what it calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..core.changes import LeaveReason
+from ..core.envelope import StateUpdate
+from ..directory import Identity, RoomConfig
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    player_id: str
+    session_token: str
+    resumed: bool
+
+
+class Persistence(Protocol):
+    """Write-behind hooks; every method returns at once and never raises."""
+
+    def room_changed(self, room_id: str) -> None: ...
+    def room_closed(self, room_id: str) -> None: ...
+    def session_issued(
+        self, token_hash: str, room_id: str, player_id: str, user_id: Any
+    ) -> None: ...
+    def session_seen(self, token_hash: str, *, connected: bool) -> None: ...
+    def session_ended(self, token_hash: str, reason: str) -> None: ...
+
+
+class NullPersistence:
+    def room_changed(self, room_id: str) -> None:
+        pass
+
+    def room_closed(self, room_id: str) -> None:
+        pass
+
+    def session_issued(self, token_hash: str, room_id: str, player_id: str, user_id: Any) -> None:
+        pass
+
+    def session_seen(self, token_hash: str, *, connected: bool) -> None:
+        pass
+
+    def session_ended(self, token_hash: str, reason: str) -> None:
+        pass
+
+
+class RoomStore(Protocol):
+    async def activate(self, room_id: str, *, who: Identity, create: bool) -> RoomConfig: ...
+    async def join(
+        self, room_id: str, fields: dict[str, Any], *, who: Identity,
+        session_token: str | None, connection: object,
+    ) -> JoinResult: ...
+    async def leave(self, room_id: str, player_id: str, reason: LeaveReason) -> None: ...
+    async def update(self, room_id: str, player_id: str, message: StateUpdate) -> None: ...
+    async def disconnect(self, room_id: str, player_id: str, connection: object) -> None: ...

@@ -1,0 +1,313 @@
+"""The in-process store: rooms live in this process's memory (one server).
+
+It is the authority for its rooms: it runs the pure ``Room`` transitions,
+keeps session tokens (hashed) and grace-period timers, and hands every
+change to the hub and the persistence hooks. Methods are ``async`` so the
+Redis store can share the interface; here only ``activate`` may await (the
+directory, once per room), everything else completes without suspending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.changes import Change, LeaveReason
+from ..core.envelope import StateUpdate
+from ..core.errors import ErrorCode, ProtocolError
+from ..core.limits import Limits
+from ..core.room import Room
+from ..core.room_types import get_room_type
+from ..directory import Identity, RoomConfig, RoomDirectory
+from ..hub import Hub, RoomFanout
+from ..tokens import hash_token, new_player_id, new_token
+from .base import JoinResult, NullPersistence, Persistence
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PlayerSession:
+    token_hash: str
+    connection: object | None = None
+    grace: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class LiveRoom:
+    config: RoomConfig
+    room: Room
+    sessions: dict[str, PlayerSession] = field(default_factory=dict)
+    last_change: float = field(default_factory=time.time)
+
+    def state(self) -> tuple[int, dict[str, Any]]:
+        return self.room.version, self.room.snapshot()
+
+
+class MemoryRoomStore:
+    def __init__(
+        self,
+        hub: Hub,
+        directory: RoomDirectory,
+        *,
+        limits: Limits,
+        grace_seconds: float,
+        persistence: Persistence | None = None,
+    ) -> None:
+        self.hub = hub
+        self.directory = directory
+        self.limits = limits
+        self.grace_seconds = grace_seconds
+        self.persistence = persistence or NullPersistence()
+        self.rooms: dict[str, LiveRoom] = {}
+        self.closed: set[str] = set()
+        self._tokens: dict[str, tuple[str, str]] = {}
+        self._activating: dict[str, asyncio.Future[LiveRoom]] = {}
+
+    # -- activation ------------------------------------------------------
+
+    async def activate(self, room_id: str, *, who: Identity, create: bool) -> RoomConfig:
+        """Load a room on first use (config, latest snapshot); refuse closed/unknown ones."""
+        if room_id in self.closed:
+            raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
+        live = self.rooms.get(room_id)
+        if live is None:
+            pending = self._activating.get(room_id)
+            if pending is not None:
+                live = await asyncio.shield(pending)
+            else:
+                future = asyncio.get_running_loop().create_future()
+                self._activating[room_id] = future
+                try:
+                    live = await self._load(room_id, who=who, create=create)
+                    future.set_result(live)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                    future.exception()  # retrieved: no "never retrieved" warning
+                    raise
+                finally:
+                    del self._activating[room_id]
+        return live.config
+
+    async def _load(self, room_id: str, *, who: Identity, create: bool) -> LiveRoom:
+        config = await self.directory.get(room_id)
+        if config is None:
+            if not create:
+                raise ProtocolError(ErrorCode.ROOM_NOT_FOUND, f"room {room_id} does not exist")
+            config = await self.directory.create(room_id, owner=who)
+        if config.closed:
+            self.closed.add(room_id)
+            raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
+        snapshot = await self.directory.latest_snapshot(room_id)
+        if room_id in self.rooms:  # loaded meanwhile by the server-side API
+            return self.rooms[room_id]
+        room = Room(
+            room_id, get_room_type(config.room_type), self.limits,
+            state=snapshot.state if snapshot else None,
+            version=snapshot.version if snapshot else 0,
+            max_players=config.max_players, now=self._now(),
+        )
+        live = self.rooms[room_id] = LiveRoom(config, room)
+        for player_id in room.players:
+            # Restored players are disconnected until they resume within the grace period.
+            session = live.sessions[player_id] = PlayerSession(token_hash="")
+            self._start_grace(room_id, player_id, session)
+        return live
+
+    # -- player lifecycle ------------------------------------------------
+
+    async def join(
+        self, room_id: str, fields: dict[str, Any], *, who: Identity,
+        session_token: str | None, connection: object,
+    ) -> JoinResult:
+        live = self._live(room_id)
+        if session_token:
+            resumed = await self._resume(live, session_token, connection)
+            if resumed is not None:
+                return resumed
+        player_id = new_player_id()
+        change = live.room.join(player_id, fields, now=self._now(), identity=who.player_fields())
+        token = new_token()
+        token_hash = hash_token(token)
+        live.sessions[player_id] = PlayerSession(token_hash, connection)
+        self._tokens[token_hash] = (room_id, player_id)
+        self.persistence.session_issued(token_hash, room_id, player_id, who.user_id)
+        self._emit(room_id, live, change)
+        return JoinResult(player_id, token, resumed=False)
+
+    async def _resume(
+        self, live: LiveRoom, token: str, connection: object
+    ) -> JoinResult | None:
+        token_hash = hash_token(token)
+        found = self._tokens.get(token_hash)
+        if found is None:
+            stored = await self.directory.find_session(token_hash)
+            found = (stored.room_id, stored.player_id) if stored else None
+        if found is None or found[0] != live.config.room_id:
+            return None
+        player_id = found[1]
+        session = live.sessions.get(player_id)
+        if session is None or not live.room.has_player(player_id):
+            return None
+        if session.token_hash and session.token_hash != token_hash:
+            return None
+        session.token_hash = token_hash
+        self._tokens[token_hash] = (live.config.room_id, player_id)
+        if session.grace is not None:
+            session.grace.cancel()
+            session.grace = None
+        previous, session.connection = session.connection, connection
+        if previous is not None and previous is not connection:
+            # A socket the server still thought alive: the new one takes over.
+            fanout = self.hub.get(live.config.room_id)
+            if fanout is not None:
+                fanout.detach(previous)  # type: ignore[arg-type]
+            detached = getattr(previous, "on_detached", None)
+            if detached is not None:
+                detached(live.config.room_id, "resumed")
+        self.persistence.session_seen(token_hash, connected=True)
+        return JoinResult(player_id, token, resumed=True)
+
+    async def leave(self, room_id: str, player_id: str, reason: LeaveReason) -> None:
+        live = self._live(room_id)
+        change = live.room.leave(player_id, reason)
+        session = live.sessions.pop(player_id, None)
+        if session is not None:
+            if session.grace is not None:
+                session.grace.cancel()
+            if session.token_hash:
+                self._tokens.pop(session.token_hash, None)
+                self.persistence.session_ended(session.token_hash, reason.value)
+        self._emit(room_id, live, change)
+
+    async def disconnect(self, room_id: str, player_id: str, connection: object) -> None:
+        """The socket went away without LEAVE_ROOM: keep the player for the grace period."""
+        live = self.rooms.get(room_id)
+        session = live.sessions.get(player_id) if live else None
+        if session is None or session.connection is not connection:
+            return
+        session.connection = None
+        if session.token_hash:
+            self.persistence.session_seen(session.token_hash, connected=False)
+        self._start_grace(room_id, player_id, session)
+
+    def _start_grace(self, room_id: str, player_id: str, session: PlayerSession) -> None:
+        if session.grace is not None:
+            session.grace.cancel()
+        session.grace = asyncio.get_running_loop().call_later(
+            self.grace_seconds, self._expire, room_id, player_id, session
+        )
+
+    def _expire(self, room_id: str, player_id: str, session: PlayerSession) -> None:
+        live = self.rooms.get(room_id)
+        if live is None or live.sessions.get(player_id) is not session or session.connection:
+            return
+        session.grace = None
+        try:
+            live_change = live.room.leave(player_id, LeaveReason.TIMEOUT)
+        except ProtocolError:
+            return
+        live.sessions.pop(player_id, None)
+        if session.token_hash:
+            self._tokens.pop(session.token_hash, None)
+            self.persistence.session_ended(session.token_hash, LeaveReason.TIMEOUT.value)
+        self._emit(room_id, live, live_change)
+
+    # -- state changes ---------------------------------------------------
+
+    async def update(self, room_id: str, player_id: str, message: StateUpdate) -> None:
+        live = self._live(room_id)
+        room = live.room
+        if message.entity_id is not None:
+            change = room.update_entity(
+                message.entity_id, message.patch, player_id=player_id,
+                expected_version=message.expected_version,
+            )
+        else:
+            change = room.update_player(
+                player_id, message.patch, now=self._now(),
+                expected_version=message.expected_version,
+            )
+        if change is not None:
+            self._emit(room_id, live, change)
+
+    # -- server-side operations (sync.api) ---------------------------------
+
+    async def server_update_player(self, room_id: str, player_id: str, patch: dict) -> int:
+        live = await self._server_live(room_id)
+        change = live.room.update_player(player_id, patch, now=self._now(), server=True)
+        return self._emit(room_id, live, change) if change else live.room.version
+
+    async def server_update_entity(self, room_id: str, entity_id: str, patch: dict) -> int:
+        live = await self._server_live(room_id)
+        change = live.room.update_entity(entity_id, patch, player_id=None)
+        return self._emit(room_id, live, change) if change else live.room.version
+
+    async def reset(self, room_id: str, state: dict | None = None) -> int:
+        live = await self._server_live(room_id)
+        change = live.room.reset(state)
+        return self._emit(room_id, live, change) if change else live.room.version
+
+    async def kick(self, room_id: str, player_id: str) -> None:
+        await self._server_live(room_id)
+        await self.leave(room_id, player_id, LeaveReason.KICKED)
+
+    async def close(self, room_id: str) -> None:
+        """Every player leaves with reason ``closed``; members then get ROOM_CLOSED."""
+        live = self.rooms.get(room_id)
+        if live is not None:
+            for player_id in list(live.room.players):
+                await self.leave(room_id, player_id, LeaveReason.CLOSED)
+            del self.rooms[room_id]
+        self.closed.add(room_id)
+        fanout = self.hub.get(room_id)
+        if fanout is not None:
+            fanout.close()
+        self.persistence.room_closed(room_id)
+
+    def fanout(self, room_id: str) -> RoomFanout:
+        """This process's fan-out for a loaded room (created on demand)."""
+        return self.hub.room(room_id, self._live(room_id).state)
+
+    async def snapshot(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
+        """(version, state) of a live room, or None if it is not loaded here."""
+        live = self.rooms.get(room_id)
+        return live.state() if live else None
+
+    def connected_players(self, room_id: str) -> dict[str, bool]:
+        live = self.rooms.get(room_id)
+        if live is None:
+            return {}
+        return {pid: s.connection is not None for pid, s in live.sessions.items()}
+
+    def player_count(self, room_id: str) -> int:
+        live = self.rooms.get(room_id)
+        return len(live.room.players) if live else 0
+
+    # -- internals -------------------------------------------------------
+
+    def _live(self, room_id: str) -> LiveRoom:
+        live = self.rooms.get(room_id)
+        if live is None:
+            if room_id in self.closed:
+                raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, f"not in room {room_id}")
+        return live
+
+    async def _server_live(self, room_id: str) -> LiveRoom:
+        if room_id not in self.rooms:
+            await self.activate(room_id, who=Identity(), create=False)
+        return self.rooms[room_id]
+
+    def _emit(self, room_id: str, live: LiveRoom, change: Change) -> int:
+        live.last_change = time.time()
+        self.hub.publish(room_id, change)
+        self.persistence.room_changed(room_id)
+        return change.version
+
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()

@@ -1,0 +1,100 @@
+"""Writing pre-encoded text frames to one WebSocket without awaiting.
+
+The hub sends the same bytes to every member of a room inside one
+synchronous loop, so a frame write must not await. Under daphne we write
+straight to its protocol object (the ASGI ``send`` daphne hands us is a
+``functools.partial`` of ``Server.handle_reply`` bound to the protocol), which
+skips a str decode/encode and a coroutine per frame, and lets us read how
+many bytes the socket still owes the client (``backlog``) so a slow reader is
+detected instead of buffered without bound. Under any other ASGI server
+frames go through an outbox drained by one task per busy connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class FrameWriter:
+    """Generic ASGI path: an outbox, drained in order by a short-lived task."""
+
+    def __init__(self, send: AsgiSend) -> None:
+        self._send = send
+        self._outbox: deque[dict[str, Any]] = deque()
+        self._outbox_bytes = 0
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def write(self, data: bytes, binary: bool = False) -> None:
+        if self.closed:
+            return
+        message = (
+            {"type": "websocket.send", "bytes": data}
+            if binary
+            else {"type": "websocket.send", "text": data.decode()}
+        )
+        self._outbox.append(message)
+        self._outbox_bytes += len(data)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    def backlog(self) -> int:
+        """Bytes accepted by ``write`` that the client has not been sent yet."""
+        return self._outbox_bytes
+
+    async def _drain(self) -> None:
+        try:
+            while self._outbox:
+                message = self._outbox.popleft()
+                self._outbox_bytes -= len(message.get("text") or message.get("bytes") or b"")
+                await self._send(message)
+        except Exception:  # the socket went away; the disconnect event follows
+            logger.debug("frame write failed", exc_info=True)
+            self.closed = True
+            self._outbox.clear()
+        finally:
+            self._task = None
+
+
+class DaphneFrameWriter:
+    """daphne fast path: synchronous writes into the Twisted protocol."""
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self.closed = False
+
+    def write(self, data: bytes, binary: bool = False) -> None:
+        protocol = self._protocol
+        if self.closed or protocol.state != protocol.STATE_OPEN:
+            return
+        protocol.sendMessage(data, binary)
+
+    def backlog(self) -> int:
+        transport = getattr(self._protocol, "transport", None)
+        if transport is None:
+            return 0
+        buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+        return buffered + getattr(transport, "_tempDataLen", 0)
+
+
+def writer_for(send: AsgiSend) -> FrameWriter | DaphneFrameWriter:
+    """The fastest writer that is safe for the server behind ``send``."""
+    if isinstance(send, functools.partial) and send.args:
+        protocol = send.args[0]
+        owner = getattr(send.func, "__self__", None)
+        if (
+            type(owner).__module__.startswith("daphne")
+            and hasattr(protocol, "sendMessage")
+            and hasattr(protocol, "STATE_OPEN")
+        ):
+            return DaphneFrameWriter(protocol)
+    return FrameWriter(send)

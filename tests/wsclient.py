@@ -1,0 +1,69 @@
+"""A bare protocol client for tests: raw JSON envelopes over a real WebSocket.
+
+Deliberately not the SDK: conformance tests must see every frame exactly as
+the server sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import websockets
+
+
+class Conn:
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> Conn:
+        return cls(await websockets.connect(url, max_size=None, **options))
+
+    async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        if isinstance(message, dict):
+            message = orjson.dumps(message).decode()
+        await self.ws.send(message)
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        frame = orjson.loads(raw)
+        self.seen.append(frame)
+        return frame
+
+    async def expect(self, type_: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
+        """The next frame of ``type_`` (with payload fields equal to ``match``)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"no {type_} {match} within {timeout}s; saw {self.seen[-5:]}")
+            frame = await self.recv(left)
+            if frame["type"] != type_:
+                continue
+            payload = frame.get("payload") or {}
+            if all(payload.get(k) == v for k, v in match.items()):
+                return frame
+
+    async def nothing(self, within: float = 0.3) -> None:
+        """Assert no frame arrives for ``within`` seconds."""
+        try:
+            frame = await self.recv(within)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected frame {frame}")
+
+    async def join(self, room_id: str, **payload: Any) -> dict[str, Any]:
+        await self.send({"type": "JOIN_ROOM", "roomId": room_id, "payload": payload})
+        frame = await self.recv()
+        assert frame["type"] == "FULL_STATE", frame
+        return frame
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def connect(url: str, **options: Any) -> Conn:
+    return await Conn.open(url, **options)
