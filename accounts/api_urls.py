@@ -1,3 +1,9 @@
-"""Placeholder; filled in by its issue."""
+"""REST routes of accounts, under ``/api/``."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .api_views import TokenObtainApi
+
+urlpatterns = [
+    path("auth/token/", TokenObtainApi.as_view(), name="api-token"),
+]

@@ -124,6 +124,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# daphne serves /static/ itself (kasagi_project/asgi.py); turn off behind a web server.
+SERVE_STATIC = env_bool("KASAGI_SERVE_STATIC", DEBUG)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

@@ -1,3 +1,16 @@
-"""Placeholder; filled in by its issue."""
+"""The browser pages: the lobby at ``/`` and the room demo at ``/rooms/<roomId>/``.
 
-urlpatterns: list = []
+The admin links a room's spectator view as ``reverse("rooms:room", args=[id]) + "?spectate=1"``.
+"""
+
+from django.urls import path, re_path
+
+from . import views
+
+app_name = "rooms"
+
+urlpatterns = [
+    path("", views.lobby, name="lobby"),
+    # roomId as in PROTOCOL §2: [A-Za-z0-9_.-]{1,64}
+    re_path(r"^rooms/(?P<room_id>[A-Za-z0-9_.-]{1,64})/$", views.room, name="room"),
+]

@@ -98,7 +98,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
         try:
             if not self.bucket.take():
                 if self.bucket.abusive():
-                    await self.close(POLICY_VIOLATION)
+                    await self.writer.close(POLICY_VIOLATION, "rate limit exceeded")
                     return
                 raise _unparsed(raw, ErrorCode.RATE_LIMITED, "too many messages; dropped")
             limit = self.runtime.limits.max_frame_bytes

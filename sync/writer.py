@@ -47,6 +47,11 @@ class FrameWriter:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = True
+        self._outbox.clear()
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
     def backlog(self) -> int:
         """Bytes accepted by ``write`` that the client has not been sent yet."""
         return self._outbox_bytes
@@ -78,6 +83,13 @@ class DaphneFrameWriter:
             return
         protocol.sendMessage(data, binary)
 
+    async def close(self, code: int, reason: str) -> None:
+        """Close with any code (daphne's own close path allows only 1000 and 3000–4999)."""
+        protocol = self._protocol
+        if protocol.state == protocol.STATE_OPEN:
+            protocol.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:120], isReply=False)
+        self.closed = True
+
     def backlog(self) -> int:
         transport = getattr(self._protocol, "transport", None)
         if transport is None:
@@ -87,7 +99,14 @@ class DaphneFrameWriter:
 
 
 def writer_for(send: AsgiSend) -> FrameWriter | DaphneFrameWriter:
-    """The fastest writer that is safe for the server behind ``send``."""
+    """The fastest writer that is safe for the server behind ``send``.
+
+    Channels' session middleware wraps ``send`` to save sessions on
+    ``websocket.accept``; frames after the accept need none of that, so the
+    wrapper is looked through.
+    """
+    while hasattr(getattr(send, "__self__", None), "real_send"):
+        send = send.__self__.real_send  # type: ignore[attr-defined]
     if isinstance(send, functools.partial) and send.args:
         protocol = send.args[0]
         owner = getattr(send.func, "__self__", None)

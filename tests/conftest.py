@@ -64,12 +64,18 @@ def kasagi_server(
 def start_server(
     live_database_url: str, tmp_path: Path
 ) -> Iterator[ServerFactory]:
-    """Start servers with environment overrides (``KASAGI_GRACE_PERIOD="1"``...)."""
+    """Start servers with environment overrides (``KASAGI_GRACE_PERIOD="1"``...).
+
+    ``ping=(interval, timeout)`` sets daphne's keepalive for dead-socket tests.
+    """
     started: list[LiveServer] = []
 
-    def start(**overrides: str) -> LiveServer:
+    def start(*, ping: tuple[float, float] = (10, 30), **overrides: str) -> LiveServer:
         log = tmp_path / f"daphne-{len(started)}.log"
-        server = LiveServer(server_env(live_database_url, **overrides), log)
+        server = LiveServer(
+            server_env(live_database_url, **overrides), log,
+            ping_interval=ping[0], ping_timeout=ping[1],
+        )
         started.append(server)
         return server.start()
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPHNE = str(Path(sys.executable).with_name("daphne"))
+#: Redis database of live servers in CI's Redis pass (tests of the Redis store use 9–12).
+SERVER_REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
 def free_port() -> int:
@@ -46,6 +48,8 @@ class LiveServer:
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    ping_interval: float = 10
+    ping_timeout: float = 30
     proc: subprocess.Popen | None = None
 
     @property
@@ -66,7 +70,8 @@ class LiveServer:
         self.proc = subprocess.Popen(
             [
                 DAPHNE, "-b", "127.0.0.1", "-p", str(self.port),
-                "--ping-interval", "10", "--ping-timeout", "30",
+                "--ping-interval", str(self.ping_interval),
+                "--ping-timeout", str(self.ping_timeout),
                 "kasagi_project.asgi:application",
             ],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -113,6 +118,9 @@ def server_env(database_url: str, **overrides: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         KASAGI_LOG_LEVEL="WARNING",
     )
+    if os.environ.get("KASAGI_TEST_SERVER_REDIS") == "1":
+        # CI's second pass: every live server keeps its rooms in Redis.
+        env["REDIS_URL"] = os.environ.get("KASAGI_TEST_SERVER_REDIS_URL", SERVER_REDIS_URL)
     env.update({k: str(v) for k, v in overrides.items()})
     return env
 

@@ -1,3 +1,17 @@
-"""Placeholder; filled in by its issue."""
+"""REST routes under ``/api/`` (PROTOCOL.md §10), plus the OpenAPI schema and its viewer."""
 
-urlpatterns: list = []
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .views import RoomDetailApi, RoomListCreateApi, RoomStateApi
+
+# roomId as in PROTOCOL §2
+ROOM = r"(?P<room_id>[A-Za-z0-9_.-]{1,64})"
+
+urlpatterns = [
+    path("rooms/", RoomListCreateApi.as_view(), name="api-rooms"),
+    re_path(rf"^rooms/{ROOM}/$", RoomDetailApi.as_view(), name="api-room"),
+    re_path(rf"^rooms/{ROOM}/state/$", RoomStateApi.as_view(), name="api-room-state"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -261,12 +261,12 @@ class MemoryRoomStore:
         if live is not None:
             for player_id in list(live.room.players):
                 await self.leave(room_id, player_id, LeaveReason.CLOSED)
-            del self.rooms[room_id]
+        self.persistence.room_closed(room_id)  # may read the final state: before the room goes
+        self.rooms.pop(room_id, None)
         self.closed.add(room_id)
         fanout = self.hub.get(room_id)
         if fanout is not None:
             fanout.close()
-        self.persistence.room_closed(room_id)
 
     def fanout(self, room_id: str) -> RoomFanout:
         """This process's fan-out for a loaded room (created on demand)."""
@@ -274,6 +274,10 @@ class MemoryRoomStore:
 
     async def snapshot(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
         """(version, state) of a live room, or None if it is not loaded here."""
+        return self.peek(room_id)
+
+    def peek(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The same without awaiting: the persistence writer reads it on the loop."""
         live = self.rooms.get(room_id)
         return live.state() if live else None
 

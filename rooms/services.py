@@ -1,0 +1,92 @@
+"""Writes about rooms, shared by the REST API, the admin and a site's own code.
+
+Each service checks its input, changes the rows, then acts on the live room
+through ``sync.api`` (which reaches the members in whichever process holds
+them, as far as the store does). Permission checks belong to the caller
+(``rooms.selectors.user_may_close``...): services trust ``by``, which is
+recorded in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sync import api as live_api
+from sync.core.envelope import ID_PATTERN
+from sync.core.room_types import get_room_type
+
+from .models import Room, Visibility
+
+logger = logging.getLogger(__name__)
+
+
+def room_create(
+    *,
+    by: Any,
+    room_id: str,
+    name: str = "",
+    room_type: str = "freeform",
+    visibility: str = Visibility.PUBLIC,
+    max_players: int | None = None,
+) -> Room:
+    """A new open room owned by ``by`` (None or anonymous: no owner).
+
+    Raises ValidationError for a bad or duplicate ``room_id``, an unknown room
+    type or visibility.
+    """
+    if not isinstance(room_id, str) or not ID_PATTERN.fullmatch(room_id):
+        raise ValidationError({"room_id": "must be 1 to 64 characters of A-Z a-z 0-9 _ . -"})
+    try:
+        get_room_type(room_type)
+    except KeyError:
+        raise ValidationError({"room_type": f"unknown room type {room_type!r}"}) from None
+    if max_players is not None and max_players < 1:
+        raise ValidationError({"max_players": "must be at least 1"})
+    owner = by if by is not None and by.is_authenticated else None
+    room = Room(
+        room_id=room_id,
+        name=name or room_id,
+        room_type=room_type,
+        visibility=visibility,
+        max_players=max_players,
+        owner=owner,
+    )
+    room.full_clean()
+    try:
+        with transaction.atomic():
+            room.save()
+    except IntegrityError:
+        raise ValidationError({"room_id": "a room with this roomId already exists"}) from None
+    logger.info("room %s created by %s", room_id, by)
+    return room
+
+
+def room_close(*, room: Room, by: Any) -> None:
+    """Close a room for good: its row is marked closed, then its members get
+    PLAYER_LEFT ``closed`` and ERROR ``ROOM_CLOSED`` on their next room message."""
+    if room.closed_at is None:
+        room.closed_at = timezone.now()
+        room.save(update_fields=["closed_at"])
+    # Also when the row was already closed: a live room left open elsewhere is closed too.
+    live_api.close_room(room.room_id)
+    logger.info("room %s closed by %s", room.room_id, by)
+
+
+def room_reset(*, room: Room, by: Any, state: dict[str, Any] | None = None) -> int:
+    """Reset the live room (entities from ``state``, players back to their join
+    state); returns the new version. Raises ProtocolError (ROOM_CLOSED...)."""
+    version = live_api.reset_room(room.room_id, state)
+    logger.info("room %s reset by %s (v%s)", room.room_id, by, version)
+    return version
+
+
+def room_kick_player(*, room: Room, player_id: str, by: Any) -> None:
+    """Remove a player now (PLAYER_LEFT ``kicked``). Raises ProtocolError
+    NOT_IN_ROOM when the player is not in the room."""
+    live_api.kick_player(room.room_id, player_id)
+    logger.info("player %s kicked from room %s by %s", player_id, room.room_id, by)

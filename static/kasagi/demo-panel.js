@@ -1,0 +1,236 @@
+/**
+ * The room page's side panel: connection facts, the players, the last
+ * messages (pretty-printed), and the room state, read from a KasagiClient.
+ *
+ * It only reads the client (its properties, `stats` and events); it is
+ * redrawn a few times a second, never per message, so a busy room does not
+ * cost a layout per frame.
+ *
+ * @module kasagi/demo-panel
+ */
+
+/**
+ * "512 B", "1.4 KB", "2.0 MB".
+ *
+ * @param {number} bytes
+ * @returns {string}
+ */
+export function formatBytes(bytes) {
+  if (!Number.isFinite(bytes)) {
+    return "–";
+  }
+  if (bytes < 1024) {
+    return `${Math.round(bytes)} B`;
+  }
+  if (bytes < 1024 * 1024) {
+    return `${(bytes / 1024).toFixed(1)} KB`;
+  }
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/**
+ * "83 B vs 1.2 KB full (7%)": the last delta against what a full state
+ * would have cost.
+ *
+ * @param {{lastDeltaBytes: number, stateBytes: number}} stats
+ * @returns {string}
+ */
+export function deltaSummary({ lastDeltaBytes, stateBytes }) {
+  if (!lastDeltaBytes) {
+    return `no delta yet (full state ${formatBytes(stateBytes)})`;
+  }
+  const share = stateBytes > 0 ? Math.round((100 * lastDeltaBytes) / stateBytes) : 100;
+  return `${formatBytes(lastDeltaBytes)} vs ${formatBytes(stateBytes)} full (${share}%)`;
+}
+
+/** The last messages, newest first, as a bounded list. */
+export class MessageLog {
+  /**
+   * @param {number} [size=12]
+   */
+  constructor(size = 12) {
+    this.size = size;
+    /** @type {{direction: string, message: object, bytes: number, at: number}[]} */
+    this.entries = [];
+    this.total = 0;
+  }
+
+  /**
+   * @param {{direction: string, message: object, bytes: number}} entry
+   * @param {number} at epoch ms
+   */
+  add({ direction, message, bytes }, at) {
+    this.total += 1;
+    this.entries.unshift({ direction, message, bytes, at });
+    if (this.entries.length > this.size) {
+      this.entries.length = this.size;
+    }
+  }
+}
+
+const PRETTY_LIMIT = 1500;
+
+/**
+ * @param {object} message
+ * @returns {string}
+ */
+function pretty(message) {
+  const text = JSON.stringify(message, null, 2);
+  return text.length > PRETTY_LIMIT ? `${text.slice(0, PRETTY_LIMIT)}\n…` : text;
+}
+
+/**
+ * @param {string} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ * @returns {HTMLElement}
+ */
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+/**
+ * A swatch + name + id + position line for one player.
+ *
+ * @param {string} id
+ * @param {any} player
+ * @param {string | null} me
+ * @returns {HTMLLIElement}
+ */
+function playerItem(id, player, me) {
+  const item = /** @type {HTMLLIElement} */ (el("li"));
+  item.dataset.playerId = id;
+  const swatch = el("span", "swatch");
+  swatch.style.background = typeof player?.color === "string" ? player.color : "#888";
+  const name = el("span", "player-name", String(player?.playerName ?? id));
+  item.append(swatch, name);
+  if (id === me) {
+    item.append(el("span", "tag", "you"));
+  }
+  const where = Number.isFinite(player?.x) && Number.isFinite(player?.y)
+    ? ` ${Math.round(player.x)},${Math.round(player.y)}`
+    : "";
+  item.append(el("span", "muted player-id", `${id}${where}`));
+  return item;
+}
+
+/**
+ * Bind the panel to a client. Returns `render()`, to call on an interval.
+ *
+ * @param {import("./client.js").KasagiClient} client
+ * @param {{spectate: boolean}} options
+ * @returns {{render: () => void, log: MessageLog}}
+ */
+export function createPanel(client, { spectate }) {
+  const $ = (id) => document.getElementById(id);
+  const facts = {
+    status: $("fact-status"),
+    player: $("fact-player"),
+    version: $("fact-version"),
+    rtt: $("fact-rtt"),
+    rate: $("fact-rate"),
+    delta: $("fact-delta"),
+    chain: $("fact-chain"),
+  };
+  const playersList = $("players-list");
+  const playersCount = $("players-count");
+  const logList = $("log");
+  const logPause = /** @type {HTMLInputElement} */ ($("log-pause"));
+  const logSent = /** @type {HTMLInputElement} */ ($("log-sent"));
+  const stateJson = $("state-json");
+  const stateSection = stateJson.closest("details");
+
+  const log = new MessageLog();
+  let logShown = -1;
+  let playersShown = null;
+  let stateShown = null;
+
+  client.on("message", (entry) => {
+    if (entry.direction === "out" && !logSent.checked) {
+      return;
+    }
+    log.add(entry, Date.now());
+  });
+
+  function renderFacts() {
+    const stats = client.stats;
+    facts.status.textContent = client.synced ? `${client.status}, in sync` : client.status;
+    if (spectate) {
+      facts.player.textContent = "spectator (no player)";
+    } else {
+      const resumed = client.resumed ? " (resumed)" : "";
+      facts.player.textContent = client.playerId ? `${client.playerId}${resumed}` : "–";
+    }
+    facts.version.textContent = client.version ?? "–";
+    facts.rtt.textContent = stats.lastRtt == null ? "–" : `${stats.lastRtt.toFixed(1)} ms`;
+    facts.rate.textContent =
+      `${formatBytes(stats.bytesPerSecond)}/s · ${stats.messagesReceived} msgs, ` +
+      `${formatBytes(stats.bytesReceived)} total`;
+    facts.delta.textContent = deltaSummary(stats);
+    facts.chain.textContent =
+      `${stats.gaps} gaps, ${stats.resyncs} resyncs, ${stats.reconnects} reconnects`;
+  }
+
+  function renderPlayers() {
+    const players = client.state?.players ?? {};
+    if (players === playersShown) {
+      return;
+    }
+    playersShown = players;
+    const ids = Object.keys(players).sort((a, b) =>
+      String(players[a]?.playerName ?? a).localeCompare(String(players[b]?.playerName ?? b)),
+    );
+    playersCount.textContent = String(ids.length);
+    playersList.replaceChildren(...ids.map((id) => playerItem(id, players[id], client.playerId)));
+  }
+
+  function renderLog() {
+    if (logPause.checked || log.total === logShown) {
+      return;
+    }
+    logShown = log.total;
+    const time = new Intl.DateTimeFormat(undefined, {
+      hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3,
+    });
+    logList.replaceChildren(
+      ...log.entries.map(({ direction, message, bytes, at }) => {
+        const item = el("li", `log-${direction}`);
+        const head = el("div", "log-head");
+        head.append(
+          el("span", "dir", direction === "in" ? "↓" : "↑"),
+          el("strong", "", String(message.type)),
+          el("span", "muted", `${formatBytes(bytes)} · ${time.format(at)}`),
+        );
+        item.append(head, el("pre", "json", pretty(message)));
+        return item;
+      }),
+    );
+  }
+
+  function renderState() {
+    if (!stateSection.open || client.state === stateShown) {
+      return;
+    }
+    stateShown = client.state;
+    stateJson.textContent = client.state
+      ? JSON.stringify({ version: client.version, state: client.state }, null, 2)
+      : "";
+  }
+
+  return {
+    log,
+    render() {
+      renderFacts();
+      renderPlayers();
+      renderLog();
+      renderState();
+    },
+  };
+}

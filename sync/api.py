@@ -1,0 +1,216 @@
+"""Server-side changes to live rooms, for Django code: views, signals, commands, tasks.
+
+Every change goes through the room store exactly like a client's message:
+the room type's checks and the size limits, a new version, one fan-out to
+the members (DELTA_UPDATE, PLAYER_LEFT...) and the persistence hooks. The
+server has authority: a player patch may write server-owned fields
+(``score`` in an arena, for instance), and no player is the author.
+
+Each operation has an async form (``aupdate_entity``) and a sync form
+(``update_entity``), as Django does. The sync form runs the async one with
+asgiref's ``async_to_sync``: inside the server (a sync view or a signal fired
+by one) it runs on the server's event loop, where the rooms live.
+
+Which rooms it reaches is the store's business, and this module only calls
+``get_runtime().store``: with the in-memory store (no ``REDIS_URL``) that is
+the rooms of the process it runs in; with the Redis store, every process's.
+
+A refusal raises :class:`ProtocolError` with the contract's code
+(``ROOM_NOT_FOUND``, ``ROOM_CLOSED``, ``NOT_IN_ROOM``, ``INVALID_UPDATE``,
+``PAYLOAD_TOO_LARGE``, ``BAD_MESSAGE``...) and changes nothing.
+
+This module never touches the ORM itself; rooms that are not loaded are
+loaded by the store from its directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import orjson
+from asgiref.sync import async_to_sync
+
+from .core.envelope import ID_PATTERN, check_document
+from .core.errors import ErrorCode, ProtocolError
+from .runtime import get_runtime
+
+__all__ = [
+    "ErrorCode",
+    "ProtocolError",
+    "RoomState",
+    "aclose_room",
+    "akick_player",
+    "areset_room",
+    "aroom_state",
+    "aroom_states",
+    "aupdate_entity",
+    "aupdate_player",
+    "close_room",
+    "kick_player",
+    "reset_room",
+    "room_state",
+    "room_states",
+    "update_entity",
+    "update_player",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    """A live room as the store holds it now."""
+
+    room_id: str
+    version: int
+    #: ``{"players": {...}, "entities": {...}}``; never mutate it.
+    state: dict[str, Any]
+    #: playerId → whether its socket is connected (False: in its grace period).
+    connected: dict[str, bool]
+
+    @property
+    def player_count(self) -> int:
+        return len(self.state.get("players") or {})
+
+
+# -- async forms ----------------------------------------------------------
+
+
+async def aupdate_entity(room_id: str, entity_id: str, patch: dict[str, Any]) -> int:
+    """Merge-patch ``entities[entity_id]`` (created if absent, deleted when emptied).
+
+    Returns the room version after the change (unchanged for a no-op patch).
+    """
+    _check_id(room_id, "room_id")
+    _check_id(entity_id, "entity_id")
+    patch = _document(patch, "patch")
+    return await get_runtime().store.server_update_entity(room_id, entity_id, patch)
+
+
+async def aupdate_player(room_id: str, player_id: str, patch: dict[str, Any]) -> int:
+    """Merge-patch a player's object with server authority (server-owned fields included).
+
+    Returns the room version after the change (unchanged for a no-op patch).
+    """
+    _check_id(room_id, "room_id")
+    _check_id(player_id, "player_id")
+    patch = _document(patch, "patch")
+    return await get_runtime().store.server_update_player(room_id, player_id, patch)
+
+
+async def areset_room(room_id: str, state: dict[str, Any] | None = None) -> int:
+    """Reset a room: entities replaced by ``state["entities"]`` (default none),
+    every player back to the object it joined with. Returns the new version."""
+    _check_id(room_id, "room_id")
+    if state is not None:
+        state = _document(state, "state")
+        entities = state.get("entities", {})
+        if type(entities) is not dict or any(type(e) is not dict for e in entities.values()):
+            raise _bad('state["entities"] must be an object of objects')
+        state = {"entities": entities}
+    return await get_runtime().store.reset(room_id, state)
+
+
+async def aclose_room(room_id: str) -> None:
+    """Close a room for good: every player gets PLAYER_LEFT ``closed``, then every
+    member ERROR ``ROOM_CLOSED``; later joins are refused with ROOM_CLOSED."""
+    _check_id(room_id, "room_id")
+    await get_runtime().store.close(room_id)
+
+
+async def akick_player(room_id: str, player_id: str) -> None:
+    """Remove a player at once: the members get PLAYER_LEFT ``kicked``."""
+    _check_id(room_id, "room_id")
+    _check_id(player_id, "player_id")
+    await get_runtime().store.kick(room_id, player_id)
+
+
+async def aroom_state(room_id: str) -> RoomState | None:
+    """The live state of a room, or None when the store does not hold it loaded."""
+    _check_id(room_id, "room_id")
+    return (await aroom_states([room_id])).get(room_id)
+
+
+async def aroom_states(room_ids: Iterable[str]) -> dict[str, RoomState]:
+    """Live states of several rooms in one call (those not loaded are left out)."""
+    store = get_runtime().store
+    found: dict[str, RoomState] = {}
+    for room_id in room_ids:
+        snapshot = await store.snapshot(room_id)
+        if snapshot is None:
+            continue
+        version, state = snapshot
+        connected = await _maybe_await(store.connected_players(room_id))
+        found[room_id] = RoomState(room_id, version, state, dict(connected))
+    return found
+
+
+# -- sync forms -----------------------------------------------------------
+
+
+def _sync(afunc: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+    """The blocking twin of ``afunc`` (asgiref's async_to_sync, with a clear misuse error)."""
+    runner = async_to_sync(afunc)
+
+    @wraps(afunc)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return runner(*args, **kwargs)
+        raise RuntimeError(
+            f"sync.api.{call.__name__}() was called from async code; "
+            f"use `await sync.api.{afunc.__name__}(...)` there"
+        )
+
+    call.__name__ = call.__qualname__ = afunc.__name__[1:]
+    call.__doc__ = f"Blocking form of :func:`{afunc.__name__}`. {afunc.__doc__ or ''}"
+    return call
+
+
+update_entity = _sync(aupdate_entity)
+update_player = _sync(aupdate_player)
+reset_room = _sync(areset_room)
+close_room = _sync(aclose_room)
+kick_player = _sync(akick_player)
+room_state = _sync(aroom_state)
+room_states = _sync(aroom_states)
+
+
+# -- checks ---------------------------------------------------------------
+
+
+def _check_id(value: Any, what: str) -> None:
+    if type(value) is not str or not ID_PATTERN.fullmatch(value):
+        raise _bad(f"{what} must match [A-Za-z0-9_.-]{{1,64}}, got {value!r}")
+
+
+def _document(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object within the nesting and key limits, as a private plain-JSON copy.
+
+    The round trip refuses what JSON cannot carry (sets, Decimals, non-string
+    keys) before it can reach a fan-out, and leaves the caller free to reuse
+    its dict afterwards (the room never shares a caller's objects).
+    """
+    if not isinstance(value, dict):
+        raise _bad(f"{what} must be a dict (a JSON object), got {type(value).__name__}")
+    try:
+        copy = orjson.loads(orjson.dumps(value))
+    except TypeError as exc:
+        raise _bad(f"{what} is not JSON: {exc}") from None
+    check_document(copy, get_runtime().limits, what)
+    return copy
+
+
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_MESSAGE, message)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value

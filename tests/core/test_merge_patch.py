@@ -1,0 +1,115 @@
+"""RFC 7396 merge patch, diff and composition: examples from the RFC plus properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.core.merge_patch import (
+    NotComposable,
+    apply_patch,
+    compose,
+    depth,
+    diff,
+    effective_patch,
+    json_equal,
+    longest_key,
+)
+
+# The test cases of RFC 7396 appendix A.
+RFC_CASES = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize(("target", "patch", "expected"), RFC_CASES)
+def test_rfc7396_examples(target, patch, expected):
+    assert apply_patch(target, patch) == expected
+
+
+def test_apply_never_mutates_its_inputs():
+    target = {"a": {"b": 1}, "c": [1]}
+    patch = {"a": {"b": 2}, "c": None}
+    apply_patch(target, patch)
+    assert target == {"a": {"b": 1}, "c": [1]}
+    assert patch == {"a": {"b": 2}, "c": None}
+
+
+def test_json_equal_follows_json_not_python():
+    assert json_equal(1, 1.0)
+    assert not json_equal(1, True)
+    assert not json_equal({"a": 0}, {"a": False})
+    assert json_equal({"a": [1, {"b": None}]}, {"a": [1, {"b": None}]})
+
+
+def test_effective_patch_drops_what_changes_nothing():
+    target = {"x": 1, "n": {"a": 1}}
+    assert effective_patch(target, {"x": 1, "gone": None, "n": {"a": 1}}) == {}
+    assert effective_patch(target, {"x": 2, "n": {"a": 1, "b": 2}}) == {"x": 2, "n": {"b": 2}}
+
+
+def test_compose_refuses_object_after_non_object():
+    with pytest.raises(NotComposable):
+        compose({"a": None}, {"a": {"b": 1}})
+    with pytest.raises(NotComposable):
+        compose({"a": 5}, {"a": {"b": 1}})
+
+
+def test_depth_and_longest_key():
+    assert depth(1) == 0
+    assert depth({}) == 1
+    assert depth({"a": [{"b": {}}]}) == 4
+    assert longest_key({"ab": [{"abcd": 1}]}) == 4
+
+
+# -- properties -----------------------------------------------------------------
+
+scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["a", "b", ""])
+keys = st.sampled_from(["a", "b", "c", "d"])
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=12,
+)
+documents = st.dictionaries(keys, values.filter(lambda v: v is not None), max_size=4).map(
+    lambda d: apply_patch({}, d)  # a stored document never holds nulls
+)
+patches = st.dictionaries(keys, values, max_size=4)
+
+
+@given(documents, patches)
+def test_effective_patch_applies_like_the_patch(doc, patch):
+    assert apply_patch(doc, effective_patch(doc, patch)) == apply_patch(doc, patch)
+
+
+@given(documents, patches)
+def test_effective_patch_is_empty_only_for_no_ops(doc, patch):
+    if not effective_patch(doc, patch):
+        assert json_equal(apply_patch(doc, patch), doc)
+
+
+@given(documents, documents)
+def test_diff_turns_old_into_new(old, new):
+    assert apply_patch(old, diff(old, new)) == new
+
+
+@given(documents, patches, patches)
+def test_compose_equals_applying_both_in_order(doc, first, second):
+    first = effective_patch(doc, first)
+    middle = apply_patch(doc, first)
+    second = effective_patch(middle, second)
+    try:
+        composed = compose(first, second)
+    except NotComposable:
+        return  # the hub then sends the two patches apart
+    assert apply_patch(doc, composed) == apply_patch(middle, second)
