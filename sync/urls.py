@@ -1,3 +1,10 @@
-"""Placeholder; filled in by its issue."""
+"""HTTP routes of the engine: health and metrics (PROTOCOL.md §10)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import http
+
+urlpatterns = [
+    path("healthz", http.healthz, name="healthz"),
+    path("metrics", http.metrics, name="metrics"),
+]

@@ -50,14 +50,15 @@ export function stepToward(from, to, maxStep) {
 /**
  * The direction the held arrow/WASD keys point to, as a unit vector (or 0,0).
  *
- * @param {Set<string>} keys `KeyboardEvent.key` values currently held
+ * @param {Iterable<string>} codes `KeyboardEvent.code` values currently held
+ *   (codes, not keys: Shift or a layout change cannot leave a key stuck)
  * @returns {Point}
  */
-export function keyDirection(keys) {
+export function keyDirection(codes) {
   let x = 0;
   let y = 0;
-  for (const key of keys) {
-    const dir = KEY_DIRECTIONS[key.length === 1 ? key.toLowerCase() : key];
+  for (const code of codes) {
+    const dir = KEY_DIRECTIONS[code];
     if (dir) {
       x += dir[0];
       y += dir[1];
@@ -67,16 +68,16 @@ export function keyDirection(keys) {
   return length === 0 ? { x: 0, y: 0 } : { x: x / length, y: y / length };
 }
 
-/** Keys that move the dot: arrows and WASD. */
+/** Keys that move the dot, by `KeyboardEvent.code`: arrows and WASD. */
 export const KEY_DIRECTIONS = Object.freeze({
   ArrowLeft: [-1, 0],
   ArrowRight: [1, 0],
   ArrowUp: [0, -1],
   ArrowDown: [0, 1],
-  a: [-1, 0],
-  d: [1, 0],
-  w: [0, -1],
-  s: [0, 1],
+  KeyA: [-1, 0],
+  KeyD: [1, 0],
+  KeyW: [0, -1],
+  KeyS: [0, 1],
 });
 
 /**
