@@ -70,12 +70,20 @@ class FrameWriter:
             self._task = None
 
 
+#: Frames up to this size reach the app (which answers PAYLOAD_TOO_LARGE above
+#: KASAGI_MAX_FRAME_BYTES); daphne's own 1 MiB cap would cut the connection instead.
+RECEIVE_CAP_BYTES = 4 * 1024 * 1024
+
+
 class DaphneFrameWriter:
     """daphne fast path: synchronous writes into the Twisted protocol."""
 
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol
         self.closed = False
+        for limit in ("maxMessagePayloadSize", "maxFramePayloadSize"):
+            if 0 < getattr(protocol, limit, 0) < RECEIVE_CAP_BYTES:
+                setattr(protocol, limit, RECEIVE_CAP_BYTES)
 
     def write(self, data: bytes, binary: bool = False) -> None:
         protocol = self._protocol

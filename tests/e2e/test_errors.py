@@ -70,6 +70,9 @@ async def test_update_refusals_change_no_version(kasagi_server, room_id):
                          "payload": {"blob": "x" * 20000}}, "PAYLOAD_TOO_LARGE")
     await refused(conn, {"type": "STATE_UPDATE", "roomId": room_id,
                          "payload": {"blob": "x" * 70000}}, "PAYLOAD_TOO_LARGE")
+    # Over daphne's own 1 MiB cap too: still an ERROR, not a cut connection.
+    await refused(conn, {"type": "STATE_UPDATE", "roomId": room_id,
+                         "payload": {"blob": "x" * (1536 * 1024)}}, "PAYLOAD_TOO_LARGE")
     deep: dict = {}
     node = deep
     for _ in range(9):

@@ -132,7 +132,11 @@ async def test_spectator_sees_changes_but_is_not_a_player(kasagi_server, room_id
 
 
 async def test_many_writers_every_chain_gapless_and_converged(kasagi_server, room_id):
-    """8 clients × 50 updates: §6 per connection, same state everywhere, nothing lost."""
+    """8 clients × 50 rapid updates to their players and one shared entity (§6).
+
+    Every chain is gapless, nothing is lost, and every client ends holding
+    exactly what a fresh joiner's FULL_STATE says.
+    """
     clients = [await Conn.open(kasagi_server.ws_url) for _ in range(8)]
     for conn in clients:
         await conn.join(room_id)
@@ -140,27 +144,34 @@ async def test_many_writers_every_chain_gapless_and_converged(kasagi_server, roo
 
     async def write(index: int, conn: Conn) -> None:
         for n in range(updates):
-            await conn.send({"type": "STATE_UPDATE", "roomId": room_id,
-                             "payload": {"n": n + 1, "tag": f"c{index}"}})
-            if n % 10 == 9:
-                await asyncio.sleep(0.01)
+            if n % 5 == 4:
+                message = {"type": "STATE_UPDATE", "roomId": room_id, "entityId": "board",
+                           "payload": {f"c{index}": n + 1, "last": index}}
+            else:
+                message = {"type": "STATE_UPDATE", "roomId": room_id,
+                           "payload": {"n": n + 1, "tag": f"c{index}"}}
+            await conn.send(message)
+        await conn.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"done": True}})
 
     await asyncio.gather(*(write(i, c) for i, c in enumerate(clients)))
-    final_version = 8 + 8 * updates
-    for conn in clients:
-        await conn.send({"type": "PING", "requestId": "done"})
+    final_version = 8 + 8 * (updates + 1)
     states = []
     for conn in clients:
-        # Collect until this client has seen the final version.
-        while True:
+        while True:  # until this client has seen the final version
             frame = await conn.recv(10)
             if frame.get("version") == final_version:
                 break
         states.append(replay(conn.seen))
+    fresh = await Conn.open(kasagi_server.ws_url)
+    truth = await fresh.join(room_id, spectate=True)
+    assert truth["version"] == final_version
     for version, state in states:
         assert version == final_version
-        assert state == states[0][1]
-    assert sorted(p["n"] for p in states[0][1]["players"].values()) == [updates] * 8
+        assert state == truth["payload"]["state"]
+    players = truth["payload"]["state"]["players"].values()
+    assert sorted(p["n"] for p in players) == [updates - 1] * 8  # the last player write
+    board = truth["payload"]["state"]["entities"]["board"]
+    assert all(board[f"c{i}"] == updates for i in range(8))
 
 
 async def test_a_join_racing_updates_gets_a_gapless_stream(kasagi_server, room_id):

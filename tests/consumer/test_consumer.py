@@ -1,0 +1,77 @@
+"""The consumer in-process through Channels' WebsocketCommunicator (the generic ASGI path).
+
+These drive the full ASGI stack (origin check, auth, routing) without daphne,
+so the consumer's outbox writer — the path any other ASGI server uses — is
+exercised too; tests/e2e/ covers daphne's fast path.
+"""
+
+from __future__ import annotations
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from kasagi_project.asgi import application
+from sync.runtime import reset_runtime
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime():
+    reset_runtime()
+    yield
+    reset_runtime()
+
+
+async def connected(**headers) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(application, "/sync",
+                                 headers=[(k.encode(), v.encode()) for k, v in headers.items()])
+    accepted, _ = await comm.connect()
+    assert accepted
+    return comm
+
+
+async def test_join_update_and_confirm_through_the_outbox_writer():
+    a, b = await connected(), await connected()
+    await a.send_json_to({"type": "JOIN_ROOM", "roomId": "c1", "requestId": 1,
+                          "payload": {"name": "A"}})
+    full = await a.receive_json_from()
+    assert full["type"] == "FULL_STATE" and full["requestId"] == 1
+    await b.send_json_to({"type": "JOIN_ROOM", "roomId": "c1", "payload": {}})
+    await b.receive_json_from()
+    assert (await a.receive_json_from())["type"] == "PLAYER_JOINED"
+    await a.send_json_to({"type": "STATE_UPDATE", "roomId": "c1", "payload": {"x": 1}})
+    for comm in (a, b):
+        delta = await comm.receive_json_from()
+        assert delta["type"] == "DELTA_UPDATE"
+        assert (delta["baseVersion"], delta["version"]) == (2, 3)
+    await a.disconnect()
+    await b.disconnect()
+
+
+async def test_a_handler_crash_is_error_internal_and_the_socket_lives(monkeypatch):
+    from sync.consumer import SyncConsumer
+
+    async def broken(self, message):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(SyncConsumer._handlers, next(
+        k for k in SyncConsumer._handlers if k.__name__ == "Resync"), broken)
+    comm = await connected()
+    await comm.send_json_to({"type": "JOIN_ROOM", "roomId": "c2", "payload": {}})
+    await comm.receive_json_from()
+    await comm.send_json_to({"type": "RESYNC", "roomId": "c2", "requestId": "r"})
+    error = await comm.receive_json_from()
+    assert error["payload"]["code"] == "INTERNAL" and error["requestId"] == "r"
+    await comm.send_json_to({"type": "PING", "requestId": "p"})
+    assert (await comm.receive_json_from())["type"] == "PONG"
+    await comm.disconnect()
+
+
+async def test_foreign_origin_is_refused_and_missing_origin_accepted():
+    comm = WebsocketCommunicator(application, "/sync",
+                                 headers=[(b"origin", b"https://evil.example")])
+    accepted, _ = await comm.connect()
+    assert not accepted
+    ok = await connected(origin="http://localhost:8080")
+    await ok.disconnect()
