@@ -19,8 +19,9 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from sync import api as live_api
 from sync.conf import kasagi_settings
 from sync.consumer import identity_of
-from sync.directory import Identity, RoomConfig, may_join
+from sync.directory import Identity, may_join
 
+from .directory import room_config
 from .models import PlayerSession, Room, RoomSnapshot, Visibility
 
 EMPTY_STATE: dict[str, Any] = {"players": {}, "entities": {}}
@@ -65,20 +66,6 @@ class RoomStateView:
 def user_identity(user: Any) -> Identity:
     """The engine's view of a Django user (the same one the socket uses)."""
     return identity_of({"user": user})
-
-
-def room_config(room: Room) -> RoomConfig:
-    """The engine's configuration of a room row."""
-    return RoomConfig(
-        room.room_id,
-        name=room.name,
-        room_type=room.room_type,
-        visibility=room.visibility,
-        max_players=room.max_players,
-        owner_id=room.owner_id,
-        member_ids=frozenset(room.members.values_list("pk", flat=True)),
-        closed=room.closed_at is not None,
-    )
 
 
 def rooms_visible_to(user: Any) -> QuerySet[Room]:

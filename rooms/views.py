@@ -41,6 +41,7 @@ def lobby(request: HttpRequest) -> HttpResponse:
                 "roomUrl": "/rooms/{roomId}/",
                 "refreshMs": 3000,
                 "username": _username(request),
+                "isStaff": request.user.is_staff,
             },
         },
     )

@@ -7,9 +7,14 @@ server has authority: a player patch may write server-owned fields
 (``score`` in an arena, for instance), and no player is the author.
 
 Each operation has an async form (``aupdate_entity``) and a sync form
-(``update_entity``), as Django does. The sync form runs the async one with
-asgiref's ``async_to_sync``: inside the server (a sync view or a signal fired
-by one) it runs on the server's event loop, where the rooms live.
+(``update_entity``), as Django does. The sync form runs the async one on the
+event loop the engine lives on: from a sync view of the server (or a signal
+it fires) through asgiref's ``async_to_sync``, which runs it on the server's
+loop; from another thread of the server, on that same loop; in a process
+with no server (a management command, a worker), on one loop of this
+module's own that lasts as long as the process, so the engine and its store
+connections are built once and outlive a call. Called from async code, the
+sync form refuses (await the async form there).
 
 Which rooms it reaches is the store's business, and this module only calls
 ``get_runtime().store``: with the in-memory store (no ``REDIS_URL``) that is
@@ -27,14 +32,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 
+from . import runtime
 from .core.envelope import ID_PATTERN, check_document
 from .core.errors import ErrorCode, ProtocolError
 from .runtime import get_runtime
@@ -155,23 +163,63 @@ async def aroom_states(room_ids: Iterable[str]) -> dict[str, RoomState]:
 
 
 def _sync(afunc: Callable[P, Awaitable[R]]) -> Callable[P, R]:
-    """The blocking twin of ``afunc`` (asgiref's async_to_sync, with a clear misuse error)."""
-    runner = async_to_sync(afunc)
+    """The blocking twin of ``afunc``: it runs ``afunc`` on the engine's event loop."""
+    in_worker = async_to_sync(afunc)
 
     @wraps(afunc)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return runner(*args, **kwargs)
-        raise RuntimeError(
-            f"sync.api.{call.__name__}() was called from async code; "
-            f"use `await sync.api.{afunc.__name__}(...)` there"
-        )
+            pass
+        else:
+            raise RuntimeError(
+                f"sync.api.{call.__name__}() was called from async code; "
+                f"use `await sync.api.{afunc.__name__}(...)` there"
+            )
+        if _in_server_worker():
+            # A sync view (or sync_to_async code) of the server: asgiref runs the call on
+            # the server's loop and lets it call back into this thread if it must.
+            return in_worker(*args, **kwargs)
+        loop = _engine_loop()
+        return asyncio.run_coroutine_threadsafe(afunc(*args, **kwargs), loop).result()
 
     call.__name__ = call.__qualname__ = afunc.__name__[1:]
     call.__doc__ = f"Blocking form of :func:`{afunc.__name__}`. {afunc.__doc__ or ''}"
     return call
+
+
+def _in_server_worker() -> bool:
+    """Whether this thread runs sync code for an event loop of this process (asgiref's
+    SyncToAsync: Django's sync views under daphne, ``sync_to_async`` functions)."""
+    local = SyncToAsync.threadlocal
+    loop = getattr(local, "main_event_loop", None)
+    return (
+        loop is not None and loop.is_running()
+        and getattr(local, "main_event_loop_pid", None) == os.getpid()
+    )
+
+
+_private_loop: asyncio.AbstractEventLoop | None = None
+_private_lock = threading.Lock()
+
+
+def _engine_loop() -> asyncio.AbstractEventLoop:
+    """The loop the engine lives on: the server's, or (in a process with no server:
+    a management command, a worker) one of this module's own that lives as long as the
+    process, so that the engine and its store connections outlive a single call."""
+    engine = runtime._runtime  # the engine if one was built; never build it here
+    loop = engine.loop if engine is not None else None
+    if loop is not None and loop.is_running():
+        return loop
+    global _private_loop
+    with _private_lock:
+        if _private_loop is None:
+            _private_loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=_private_loop.run_forever, name="kasagi-api-loop", daemon=True
+            ).start()
+        return _private_loop
 
 
 update_entity = _sync(aupdate_entity)

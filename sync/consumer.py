@@ -6,15 +6,24 @@ becomes one ERROR frame; any other exception becomes ERROR INTERNAL and the
 connection lives on. It never touches the database on the message path, so
 it skips Channels' per-message ``aclose_old_connections`` thread hop and its
 task-per-message receive loop (both measured as large costs under load).
+
+It is also its own handshake stack: ``SyncConsumer.as_asgi`` checks the path
+and the Origin rule (§7) before a consumer exists, and the consumer asks the
+``authenticate`` callable for the user once, at connect, then keeps only an
+``Identity``. Channels' middleware stack (cookie → session → auth → token →
+router) kept a scope copy and a suspended coroutine per layer alive for the
+whole life of every connection; at 10,000 idle sockets that was the largest
+share of the server's memory. The instance has ``__slots__`` for the same
+reason.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
 
 from .core.changes import LeaveReason
 from .core.envelope import (
@@ -33,6 +42,7 @@ from .core.frames import encode, error_frame, pong_frame
 from .directory import ANONYMOUS, Identity, may_join
 from .hub import Pending, RoomFanout, Writer, now_ms
 from .metrics import METRICS
+from .origin import handshake_allowed, refuse
 from .ratelimit import TokenBucket
 from .runtime import Runtime, get_runtime
 from .writer import writer_for
@@ -40,6 +50,10 @@ from .writer import writer_for
 logger = logging.getLogger(__name__)
 
 POLICY_VIOLATION = 1008
+
+#: scope -> the Django user of the handshake (or None / AnonymousUser).
+Authenticate = Callable[[dict[str, Any]], Awaitable[Any]]
+AsgiApp = Callable[[dict[str, Any], Any, Any], Coroutine[Any, Any, None]]
 
 
 def identity_of(scope: dict[str, Any]) -> Identity:
@@ -49,24 +63,73 @@ def identity_of(scope: dict[str, Any]) -> Identity:
     return Identity(user_id=user.pk, username=user.get_username(), is_staff=user.is_staff)
 
 
-class SyncConsumer(AsyncWebsocketConsumer):
-    # Hub Member protocol
+async def user_in_scope(scope: dict[str, Any]) -> Any:
+    """The default ``authenticate``: a user put in the scope by auth middleware."""
+    return scope.get("user")
+
+
+def route_path(scope: dict[str, Any]) -> str:
+    """The request path below the server's ``root_path``, as Channels' URLRouter sees it."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+class SyncConsumer:
+    """One WebSocket connection (the hub's ``Member``)."""
+
+    __slots__ = (
+        "__weakref__", "bucket", "closed_room", "fanout", "lag", "needs_full_state",
+        "player_id", "room_id", "runtime", "session_token", "synced_version", "who", "writer",
+    )
+
     player_id: str | None
     session_token: str | None
     writer: Writer
     synced_version: int
     lag: list[Pending] | None
     needs_full_state: bool
+    runtime: Runtime
+    who: Identity
+    room_id: str | None
+    closed_room: str | None
+    fanout: RoomFanout | None
+    bucket: TokenBucket
 
-    async def __call__(self, scope, receive, send):  # type: ignore[override]
+    @classmethod
+    def as_asgi(cls, *, authenticate: Authenticate = user_in_scope, path: str = "/sync") -> AsgiApp:
+        """The ASGI app: path and Origin checks, then one consumer per connection.
+
+        A plain function returning the consumer's coroutine, so no wrapper frame
+        stays suspended per connection. A foreign Origin or another path is
+        refused with HTTP 403.
+        """
+
+        def app(scope: dict[str, Any], receive: Any, send: Any) -> Coroutine[Any, Any, None]:
+            if (
+                scope["type"] != "websocket"
+                or route_path(scope) != path
+                or not handshake_allowed(scope)
+            ):
+                return refuse(receive, send)
+            return cls().run(scope, receive, send, authenticate)
+
+        app._asgi_single_callable = True  # type: ignore[attr-defined]
+        return app
+
+    async def run(
+        self, scope: dict[str, Any], receive: Any, send: Any, authenticate: Authenticate
+    ) -> None:
         """A plain receive loop: one frame at a time, no task per message, no channel layer."""
-        self.scope = scope
-        self.channel_layer = None
-        self.base_send = send
         try:
+            message = await receive()
+            if message["type"] != "websocket.connect":
+                return
+            await self.websocket_connect(scope, send, authenticate)
+            del scope, send  # the connection keeps no scope: only what it needs, in slots
+            events = self._events
             while True:
                 message = await receive()
-                handler = self._events.get(message["type"])
+                handler = events.get(message["type"])
                 if handler is not None:
                     await handler(self, message)
         except StopConsumer:
@@ -74,21 +137,23 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     # -- ASGI events -----------------------------------------------------
 
-    async def websocket_connect(self, message: dict[str, Any]) -> None:
-        self.runtime: Runtime = get_runtime()
-        self.who = identity_of(self.scope)
-        self.room_id: str | None = None
-        self.closed_room: str | None = None
-        self.fanout: RoomFanout | None = None
+    async def websocket_connect(
+        self, scope: dict[str, Any], send: Any, authenticate: Authenticate
+    ) -> None:
+        self.who = identity_of({"user": await authenticate(scope)})
+        self.runtime = runtime = get_runtime()
+        self.room_id = None
+        self.closed_room = None
+        self.fanout = None
         self.player_id = None
         self.session_token = None
         self.synced_version = -1
         self.lag = None
         self.needs_full_state = False
-        settings = self.runtime.settings
+        settings = runtime.settings
         self.bucket = TokenBucket(settings.rate_limit, settings.rate_burst)
-        await self.accept()
-        self.writer = writer_for(self.base_send)
+        await send({"type": "websocket.accept", "subprotocol": None})
+        self.writer = writer_for(send)
         METRICS.connections += 1
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
@@ -131,7 +196,6 @@ class SyncConsumer(AsyncWebsocketConsumer):
         raise StopConsumer
 
     _events = {
-        "websocket.connect": websocket_connect,
         "websocket.receive": websocket_receive,
         "websocket.disconnect": websocket_disconnect,
     }

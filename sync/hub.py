@@ -4,8 +4,13 @@ A room's changes arrive in version order (from the in-memory store, or from
 the Redis stream in a cluster). They wait in ``RoomFanout.items`` until the
 tick; then every member gets one DELTA_UPDATE composed from the version it
 already has, encoded once per distinct starting version (almost always one),
-the same bytes for all. The first change after a quiet tick is flushed at
-once (``call_soon``), so batching costs nothing when there is nothing to batch.
+the same bytes for all. Ticks are a fixed grid (``loop.time() // tick``), at
+most one flush per room per tick: the first change in a tick with no flush yet
+is flushed at once (``call_soon``), later ones wait for the next tick's start.
+So batching costs nothing when there is nothing to batch. (Measuring "a tick
+since the last flush" instead made a room whose changes come about one tick
+apart, like workload "light", wait half a tick on average: any jitter pushed a
+change just inside the window of the previous flush.)
 
 Per member the stream is gapless and duplicate-free by construction: each
 member records the version of the last state-changing frame (or FULL_STATE)
@@ -96,7 +101,8 @@ class RoomFanout:
         self.members: dict[int, Member] = {}
         self.items: list[Pending] = []
         self.handle: asyncio.Handle | None = None
-        self.last_flush = float("-inf")
+        self.flushed_tick = -1  # the tick (grid index) of the last flush that sent changes
+        self.phase = hub.next_phase()  # rooms' grids are offset so their ticks do not coincide
         self.lagging = 0
 
     # -- membership ------------------------------------------------------
@@ -130,6 +136,15 @@ class RoomFanout:
         if self.items:
             self.items[-1].sealed = True
 
+    def resync_all(self) -> None:
+        """FULL_STATE to every member after the room's state was reloaded (cluster store).
+
+        Pending changes are dropped: the new state already contains (or replaces) them.
+        """
+        self.items.clear()
+        for member in list(self.members.values()):
+            self.send_full_state(member, resumed=False)
+
     # -- changes ---------------------------------------------------------
 
     def publish(self, change: Change) -> None:
@@ -160,12 +175,12 @@ class RoomFanout:
     def _schedule(self) -> None:
         if self.handle is not None:
             return
-        loop = self.hub.loop
-        due = self.last_flush + self.hub.tick
-        if due <= loop.time():
-            self.handle = loop.call_soon(self.flush)
+        hub = self.hub
+        current = hub.current_tick(self.phase)
+        if current > self.flushed_tick:
+            self.handle = hub.loop.call_soon(self.flush)
         else:
-            self.handle = loop.call_at(due, self.flush)
+            self.handle = hub.loop.call_at((current + 1) * hub.tick + self.phase, self.flush)
 
     # -- the tick --------------------------------------------------------
 
@@ -174,7 +189,7 @@ class RoomFanout:
         started = time.perf_counter()
         items, self.items = self.items, []
         if items:
-            self.last_flush = self.hub.loop.time()
+            self.flushed_tick = self.hub.current_tick(self.phase)
         try:
             batch = _Batch(self.room_id, items, now_ms())
             for member in list(self.members.values()):
@@ -335,6 +350,7 @@ class Hub:
         self.tick = tick_seconds
         self.rooms: dict[str, RoomFanout] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._phases = 0.0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -347,6 +363,18 @@ class Hub:
         if fanout is None:
             fanout = self.rooms[room_id] = RoomFanout(self, room_id, state_source)
         return fanout
+
+    def current_tick(self, phase: float = 0.0) -> int:
+        """Index of the tick the loop's clock is in (a grid of ``tick`` seconds from ``phase``)."""
+        if self.tick <= 0:  # no batching: every flush goes at once
+            return time.monotonic_ns()
+        return int((self.loop.time() - phase) / self.tick + 1e-6)
+
+    def next_phase(self) -> float:
+        """Spread rooms' tick grids over the tick (golden-ratio sequence), so that
+        rooms do not all flush in the same loop iteration (a burst that delays reads)."""
+        self._phases = (self._phases + 0.6180339887) % 1.0
+        return self._phases * self.tick
 
     def get(self, room_id: str) -> RoomFanout | None:
         return self.rooms.get(room_id)

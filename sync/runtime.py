@@ -7,6 +7,7 @@ factories here, so ``sync`` never imports them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ class Runtime:
     hub: Hub
     store: MemoryRoomStore
     persistence: Any
+    #: The event loop the engine was built on (None: built outside one).
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 DirectoryFactory = Callable[[KasagiSettings], RoomDirectory]
@@ -54,18 +57,36 @@ def get_runtime() -> Runtime:
         conf = kasagi_settings()
         limits = conf.limits()
         hub = Hub(conf.tick_ms / 1000.0)
-        store = MemoryRoomStore(
-            hub, _directory_factory(conf), limits=limits, grace_seconds=conf.grace_period,
-        )
+        if conf.redis_url:
+            from .store.redis import RedisRoomStore
+
+            store = RedisRoomStore(
+                hub, _directory_factory(conf), limits=limits, grace_seconds=conf.grace_period,
+                redis_url=conf.redis_url, snapshot_interval=conf.snapshot_interval,
+            )
+        else:
+            store = MemoryRoomStore(
+                hub, _directory_factory(conf), limits=limits, grace_seconds=conf.grace_period,
+            )
         persistence = _persistence_factory(conf, store)
         store.persistence = persistence
-        _runtime = Runtime(conf, limits, hub, store, persistence)
+        _runtime = Runtime(conf, limits, hub, store, persistence, _running_loop())
         METRICS.rooms = lambda: len(store.rooms)
         METRICS.players = lambda: sum(len(live.room.players) for live in store.rooms.values())
     return _runtime
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def reset_runtime() -> None:
-    """Forget the engine (tests that change settings between cases)."""
+    """Forget the engine (tests that change settings between cases), closing its persistence."""
     global _runtime
+    close = getattr(_runtime.persistence, "close", None) if _runtime is not None else None
     _runtime = None
+    if close is not None:
+        close()

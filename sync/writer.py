@@ -84,6 +84,7 @@ class DaphneFrameWriter:
         for limit in ("maxMessagePayloadSize", "maxFramePayloadSize"):
             if 0 < getattr(protocol, limit, 0) < RECEIVE_CAP_BYTES:
                 setattr(protocol, limit, RECEIVE_CAP_BYTES)
+        _release_http_channel(protocol)
 
     def write(self, data: bytes, binary: bool = False) -> None:
         protocol = self._protocol
@@ -104,6 +105,28 @@ class DaphneFrameWriter:
             return 0
         buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
         return buffered + getattr(transport, "_tempDataLen", 0)
+
+
+def _release_http_channel(protocol: Any) -> None:
+    """Let the upgraded HTTP request go.
+
+    daphne hands the socket from Twisted's ``HTTPChannel`` to the WebSocket
+    protocol, but the channel stays registered as the transport's producer, so
+    the channel, its request, both header maps and the request body buffer
+    (about 3.5 KB) live as long as the WebSocket. Its only job left would be
+    to pause reading from a client that does not read; the hub handles slow
+    readers itself (``Writer.backlog``).
+    """
+    transport = getattr(protocol, "transport", None)
+    producer = getattr(transport, "producer", None)
+    if producer is None or producer is protocol:
+        return
+    try:
+        from twisted.web.http import HTTPChannel
+    except ImportError:  # pragma: no cover - daphne always has Twisted
+        return
+    if isinstance(producer, HTTPChannel) and not getattr(transport, "producerPaused", False):
+        transport.unregisterProducer()
 
 
 def writer_for(send: AsgiSend) -> FrameWriter | DaphneFrameWriter:

@@ -1,6 +1,7 @@
 """What every Kasagi REST view shares, set on the views so a host site's
 ``REST_FRAMEWORK`` settings cannot change the contract (PROTOCOL.md §10):
-token and session authentication, and errors as ``{"detail": ...}``.
+token and session authentication, per-view permissions, and errors as
+``{"detail": ...}``.
 
 Field errors keep DRF's shape (``{"roomId": ["..."]}``) and gain a
 ``detail`` summary; a Django ``ValidationError`` from a service and a
@@ -14,6 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import APIView
@@ -76,6 +78,8 @@ def _summary(errors: Any, field: str | None = None) -> str:
 
 class ApiView(APIView):
     authentication_classes = [TokenAuthentication, SessionAuthentication]
+    # Each view decides (§10); a host site's stricter default must not hide public rooms.
+    permission_classes = [AllowAny]
 
     def get_exception_handler(self):  # type: ignore[override]
         return exception_handler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from rooms.models import Visibility
+from rooms.models import Room, Visibility
 from sync.core.envelope import ID_PATTERN
 from sync.core.room_types import room_type_choices
 
@@ -12,7 +12,7 @@ MAX_PLAYERS_LIMIT = 10_000
 
 
 class RoomInputSerializer(serializers.Serializer):
-    """POST /api/rooms/ body."""
+    """A room to create; only ``roomId`` is required."""
 
     roomId = serializers.RegexField(
         rf"^{ID_PATTERN.pattern}\Z",  # RegexField searches: anchor both ends
@@ -37,11 +37,13 @@ class RoomInputSerializer(serializers.Serializer):
     def validate_roomId(self, value: str) -> str:
         if not ID_PATTERN.fullmatch(value):
             raise serializers.ValidationError(self.fields["roomId"].error_messages["invalid"])
+        if Room.objects.filter(room_id=value).exists():  # closed rooms keep their id
+            raise serializers.ValidationError("a room with this roomId already exists")
         return value
 
 
 class RoomSerializer(serializers.Serializer):
-    """A room object, from ``rooms.selectors.RoomInfo``."""
+    """A room; ``playerCount`` and ``version`` are live (or from its latest snapshot)."""
 
     roomId = serializers.CharField(source="room_id")
     name = serializers.CharField()
@@ -54,7 +56,7 @@ class RoomSerializer(serializers.Serializer):
 
 
 class RoomStateSerializer(serializers.Serializer):
-    """GET /api/rooms/{roomId}/state/, from ``rooms.selectors.RoomStateView``."""
+    """The state of a room at ``version``, as a FULL_STATE would carry it."""
 
     roomId = serializers.CharField(source="room_id")
     version = serializers.IntegerField()

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from .views import RoomDetailApi, RoomListCreateApi, RoomStateApi
 
 # roomId as in PROTOCOL §2
-ROOM = r"(?P<room_id>[A-Za-z0-9_.-]{1,64})"
+ROOM = r"(?P<roomId>[A-Za-z0-9_.-]{1,64})"  # named as in the contract (and the schema)
 
 urlpatterns = [
     path("rooms/", RoomListCreateApi.as_view(), name="api-rooms"),

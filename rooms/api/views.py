@@ -76,8 +76,8 @@ class RoomListCreateApi(ApiView):
 
 class RoomDetailApi(ApiView):
     @extend_schema(operation_id="rooms_retrieve", responses=RoomSerializer, summary="A room")
-    def get(self, request: Request, room_id: str) -> Response:
-        room = _visible_room(request, room_id)
+    def get(self, request: Request, roomId: str) -> Response:
+        room = _visible_room(request, roomId)
         return Response(RoomSerializer(selectors.room_info(room)).data)
 
     @extend_schema(
@@ -87,8 +87,8 @@ class RoomDetailApi(ApiView):
         description="Members get PLAYER_LEFT `closed`, then ERROR `ROOM_CLOSED` on their "
         "next room message. The room is gone from the API afterwards.",
     )
-    def delete(self, request: Request, room_id: str) -> Response:
-        room = _visible_room(request, room_id)
+    def delete(self, request: Request, roomId: str) -> Response:
+        room = _visible_room(request, roomId)
         if not request.user.is_authenticated:
             raise NotAuthenticated()
         if not selectors.user_may_close(user=request.user, room=room):
@@ -103,8 +103,8 @@ class RoomStateApi(ApiView):
         responses=RoomStateSerializer,
         summary="The live state of a room (who may join it)",
     )
-    def get(self, request: Request, room_id: str) -> Response:
-        room = _visible_room(request, room_id)
+    def get(self, request: Request, roomId: str) -> Response:
+        room = _visible_room(request, roomId)
         if not selectors.user_may_join(user=request.user, room=room):
             if not request.user.is_authenticated:
                 raise NotAuthenticated()

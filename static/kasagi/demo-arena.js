@@ -96,7 +96,11 @@ export class ArenaView {
     }
     for (const figure of figures) {
       if (!figure.self && figure.cursor) {
-        this.#cursor(px(figure.cursor), figure);
+        const pointer = px(figure.cursor);
+        const dot = px(figure.at);
+        if (Math.hypot(pointer.x - dot.x, pointer.y - dot.y) > 3 * DOT_RADIUS) {
+          this.#cursor(pointer, figure); // on the dot, the dot says it all
+        }
       }
     }
   }

@@ -1,26 +1,53 @@
 /**
- * The shared note of the room page: one entity (`entities.note`) that
- * everyone edits, with the others' text cursors drawn in it.
+ * The shared note of the room page: a textarea bound to the note's CRDT
+ * (`demo-note-crdt.js`, the entity `entities.note`), with the other
+ * players' text cursors drawn in it.
  *
- * The entity is `{text, by, name, seq}`: the whole text, last write wins on
- * the server (PROTOCOL §5), plus who wrote it and that writer's sequence
- * number, so the page can tell its own echoes from other people's edits.
- * Local typing is sent at most once a tick (the page's tick loop calls
- * `takePatch()`); an edit from someone else arriving while local typing is
- * unsent is merged with it (`rebase`) rather than thrown away. Each
- * player's text cursor is a field of its own player object (`caret: [start,
- * end]`), so it disappears with the player.
+ * Local typing goes into the CRDT at once and out at most once a tick (the
+ * page's tick loop calls `takePatch()`). A remote change replaces the
+ * textarea's text and keeps the local caret after the same character. Each
+ * player's text cursor is a field of its own player object, `caret:
+ * [startAnchor, endAnchor]`, the ids of the characters before the selection's
+ * ends ("" for the start), so every page can place it in its own copy of the
+ * text; it disappears with the player.
  *
  * @module kasagi/demo-note
  */
 
-import { diffRange, mapIndex, rebase } from "./demo-text.js";
+import { NoteCrdt } from "./demo-note-crdt.js";
+import { diffRange, mapIndex } from "./demo-text.js";
 
 export const NOTE_ENTITY = "note";
 
 /**
- * @typedef {{text?: string, by?: string, name?: string, seq?: number}} NoteEntity
+ * Code points in `text` before the UTF-16 offset `offset` (textarea
+ * selections count UTF-16 units, the note counts characters).
+ *
+ * @param {string} text
+ * @param {number} offset
  */
+function toChars(text, offset) {
+  return Array.from(text.slice(0, offset)).length;
+}
+
+/**
+ * The UTF-16 offset of the `count`-th character of `text`.
+ *
+ * @param {string} text
+ * @param {number} count
+ */
+function toOffset(text, count) {
+  let offset = 0;
+  let seen = 0;
+  for (const char of text) {
+    if (seen === count) {
+      break;
+    }
+    offset += char.length;
+    seen += 1;
+  }
+  return offset;
+}
 
 export class SharedNote {
   /**
@@ -32,21 +59,19 @@ export class SharedNote {
     this.backdrop = backdrop;
     this.meta = meta;
     this.readOnly = readOnly;
-    /** the text the server holds, as far as this page knows */
-    this.serverText = "";
-    /** local typing not sent yet */
-    this.dirty = false;
-    /** sent, and its echo not seen yet */
-    this.inflight = false;
-    this.seq = 0;
-    /** @type {NoteEntity | null | undefined} */
+    this.crdt = new NoteCrdt();
+    /** @type {object | null | undefined} the last entity applied */
     this.entity = undefined;
-    /** @type {[number, number] | null} */
-    this.caretSent = null;
+    /** @type {string} the caret last sent, as JSON */
+    this.caretSent = "null";
     this.caretSignature = "";
+    /** @type {Map<string, string>} where each other player's caret was last drawn */
+    this.caretsDrawn = new Map();
 
     textarea.addEventListener("input", () => {
-      this.dirty = true;
+      if (!this.readOnly) {
+        this.crdt.edit(textarea.value);
+      }
     });
     textarea.addEventListener("scroll", () => {
       backdrop.scrollTop = textarea.scrollTop;
@@ -58,83 +83,75 @@ export class SharedNote {
    *
    * @param {string} playerId
    * @param {string} playerName
-   * @returns {NoteEntity | null}
+   * @returns {object | null}
    */
   takePatch(playerId, playerName) {
-    if (!this.dirty || this.readOnly) {
-      return null;
-    }
-    this.dirty = false;
-    this.inflight = true;
-    this.seq += 1;
-    return { text: this.textarea.value, by: playerId, name: playerName, seq: this.seq };
+    const chars = this.readOnly ? null : this.crdt.takePatch();
+    return chars ? { chars, by: playerId, name: playerName } : null;
+  }
+
+  /** Send again what the server has not confirmed (after a refusal or a reconnect). */
+  resend() {
+    this.crdt.resend();
   }
 
   /**
-   * This page's text cursor when it changed since the last call: `[start,
-   * end]`, `null` when the note lost focus, `undefined` when unchanged.
+   * This page's text cursor when it changed since the last call (`[start,
+   * end]` anchors; `null` when the note lost focus), else `undefined`.
    *
-   * @returns {[number, number] | null | undefined}
+   * @returns {[string, string] | null | undefined}
    */
   takeCaret() {
-    const focused = document.activeElement === this.textarea && !this.readOnly;
-    const caret = focused ? [this.textarea.selectionStart, this.textarea.selectionEnd] : null;
-    const same = caret === null
-      ? this.caretSent === null
-      : this.caretSent !== null && caret[0] === this.caretSent[0] && caret[1] === this.caretSent[1];
-    if (same) {
+    const area = this.textarea;
+    const focused = document.activeElement === area && !this.readOnly;
+    const caret = focused
+      ? [
+          this.crdt.anchorAt(toChars(area.value, area.selectionStart)),
+          this.crdt.anchorAt(toChars(area.value, area.selectionEnd)),
+        ]
+      : null;
+    const json = JSON.stringify(caret);
+    if (json === this.caretSent) {
       return undefined;
     }
-    this.caretSent = caret;
+    this.caretSent = json;
     return caret;
   }
 
+  /** Forget the caret last sent (a new player object may not have it). */
+  caretUnknown() {
+    this.caretSent = "";
+  }
+
   /**
-   * Follow the server's note (call on every state change; unchanged entities
-   * cost nothing).
+   * Follow the server's note (call on every state change; an unchanged
+   * entity costs nothing).
    *
-   * @param {NoteEntity | undefined} entity
-   * @param {string | null} me this page's playerId
+   * @param {{chars?: object, name?: string} | undefined} entity
    */
-  applyServer(entity, me) {
+  applyServer(entity) {
     if (entity === this.entity) {
       return;
     }
     this.entity = entity;
-    const text = typeof entity?.text === "string" ? entity.text : "";
-    const base = this.serverText;
-    this.serverText = text;
     this.meta.textContent = entity?.name ? `last edit: ${entity.name}` : "";
-    if (me !== null && entity?.by === me) {
-      if (Number(entity.seq) >= this.seq) {
-        this.inflight = false;
-      }
-      if (!this.dirty && !this.inflight && this.textarea.value !== text) {
-        this.#replaceText(text);
-      }
-      return;
-    }
-    if (this.dirty || this.inflight) {
-      // someone else wrote while our typing was unsent or unconfirmed: keep both
-      const merged = rebase(base, this.textarea.value, text);
-      this.#replaceText(merged);
-      this.dirty = merged !== text;
-      this.inflight = false;
-      return;
-    }
-    this.#replaceText(text);
-  }
-
-  /** @param {string} text */
-  #replaceText(text) {
     const area = this.textarea;
-    if (area.value === text) {
+    const focused = document.activeElement === area;
+    const before = area.value;
+    const anchors = [area.selectionStart, area.selectionEnd].map((offset) =>
+      this.crdt.anchorAt(toChars(before, offset)),
+    );
+    this.crdt.receive(entity);
+    const text = this.crdt.text;
+    if (text === before) {
       return;
     }
-    const change = diffRange(area.value, text);
-    const focused = document.activeElement === area;
-    const start = mapIndex(area.selectionStart, change);
-    const end = mapIndex(area.selectionEnd, change);
+    const change = diffRange(before, text);
+    const [start, end] = anchors.map((anchor, i) => {
+      const at = this.crdt.positionAfter(anchor);
+      const offset = i === 0 ? area.selectionStart : area.selectionEnd;
+      return at === null ? mapIndex(offset, change) : toOffset(text, at);
+    });
     area.value = text;
     if (focused) {
       area.setSelectionRange(start, end);
@@ -156,10 +173,16 @@ export class SharedNote {
       if (id === me || !Array.isArray(caret) || caret.length !== 2) {
         continue;
       }
-      const [a, b] = caret.map((n) => Math.min(Math.max(Number(n) || 0, 0), text.length));
+      const [a, b] = caret.map((anchor) =>
+        typeof anchor === "string" ? this.crdt.positionAfter(anchor) : null,
+      );
+      if (a === null || b === null) {
+        continue; // typed after characters this page has not received yet
+      }
       marks.push({
-        start: Math.min(a, b),
-        end: Math.max(a, b),
+        id,
+        start: toOffset(text, Math.min(a, b)),
+        end: toOffset(text, Math.max(a, b)),
         color: typeof player.color === "string" ? player.color : "#888888",
         name: String(player.playerName ?? id),
       });
@@ -170,25 +193,28 @@ export class SharedNote {
       return;
     }
     this.caretSignature = signature;
+    const drawn = new Map(marks.map((mark) => [mark.id, `${mark.start}:${mark.end}`]));
+    const moved = new Set(
+      marks.filter((m) => this.caretsDrawn.get(m.id) !== drawn.get(m.id)).map((m) => m.id),
+    );
+    this.caretsDrawn = drawn;
     const nodes = [];
     let at = 0;
-    let highlightedTo = 0;
     for (const mark of marks) {
       // a selection is highlighted when it does not overlap an earlier one
-      if (mark.start < mark.end && mark.start >= highlightedTo && mark.start >= at) {
+      if (mark.start < mark.end && mark.start >= at) {
         nodes.push(document.createTextNode(text.slice(at, mark.start)));
         const selection = document.createElement("mark");
         selection.style.setProperty("--c", mark.color);
         selection.textContent = text.slice(mark.start, mark.end);
         nodes.push(selection);
         at = mark.end;
-        highlightedTo = mark.end;
       } else if (mark.end > at) {
         nodes.push(document.createTextNode(text.slice(at, mark.end)));
         at = mark.end;
       }
       const caret = document.createElement("span");
-      caret.className = "caret-mark";
+      caret.className = moved.has(mark.id) ? "caret-mark moved" : "caret-mark";
       caret.style.setProperty("--c", mark.color);
       caret.dataset.name = mark.name;
       nodes.push(caret);

@@ -9,6 +9,8 @@
  * @module kasagi/demo-panel
  */
 
+import { utf8Length } from "./client.js";
+
 /**
  * "512 B", "1.4 KB", "2.0 MB".
  *
@@ -29,18 +31,40 @@ export function formatBytes(bytes) {
 }
 
 /**
- * "83 B vs 1.2 KB full (7%)": the last delta against what a full state
- * would have cost.
+ * "83 B vs 1.2 KB (7%)": delta bytes against what full states would have cost.
  *
- * @param {{lastDeltaBytes: number, stateBytes: number}} stats
+ * @param {number} deltaBytes
+ * @param {number} fullBytes
  * @returns {string}
  */
-export function deltaSummary({ lastDeltaBytes, stateBytes }) {
-  if (!lastDeltaBytes) {
-    return `no delta yet (full state ${formatBytes(stateBytes)})`;
+export function deltaSummary(deltaBytes, fullBytes) {
+  const share = fullBytes > 0 ? Math.round((100 * deltaBytes) / fullBytes) : 100;
+  return `${formatBytes(deltaBytes)} vs ${formatBytes(fullBytes)} as full state (${share}%)`;
+}
+
+/**
+ * Delta frames against the frames a server sending full states instead would
+ * have sent: the same envelope around the whole state rather than the patch.
+ */
+export class DeltaSavings {
+  constructor() {
+    this.lastDelta = 0;
+    this.lastFull = 0;
+    this.totalDelta = 0;
+    this.totalFull = 0;
   }
-  const share = stateBytes > 0 ? Math.round((100 * lastDeltaBytes) / stateBytes) : 100;
-  return `${formatBytes(lastDeltaBytes)} vs ${formatBytes(stateBytes)} full (${share}%)`;
+
+  /**
+   * @param {number} frameBytes the DELTA_UPDATE frame
+   * @param {number} patchBytes its payload
+   * @param {number} stateBytes the state after it
+   */
+  add(frameBytes, patchBytes, stateBytes) {
+    this.lastDelta = frameBytes;
+    this.lastFull = frameBytes - patchBytes + stateBytes;
+    this.totalDelta += this.lastDelta;
+    this.totalFull += this.lastFull;
+  }
 }
 
 /** The last messages, newest first, as a bounded list. */
@@ -126,7 +150,7 @@ function playerItem(id, player, me) {
  *
  * @param {import("./client.js").KasagiClient} client
  * @param {{spectate: boolean}} options
- * @returns {{render: () => void, log: MessageLog}}
+ * @returns {{render: () => void, log: MessageLog, savings: DeltaSavings}}
  */
 export function createPanel(client, { spectate }) {
   const $ = (id) => document.getElementById(id);
@@ -137,6 +161,7 @@ export function createPanel(client, { spectate }) {
     rtt: $("fact-rtt"),
     rate: $("fact-rate"),
     delta: $("fact-delta"),
+    deltas: $("fact-deltas"),
     chain: $("fact-chain"),
   };
   const playersList = $("players-list");
@@ -148,6 +173,7 @@ export function createPanel(client, { spectate }) {
   const stateSection = stateJson.closest("details");
 
   const log = new MessageLog();
+  const savings = new DeltaSavings();
   let logShown = -1;
   let playersShown = null;
   let stateShown = null;
@@ -157,6 +183,10 @@ export function createPanel(client, { spectate }) {
       return;
     }
     log.add(entry, Date.now());
+  });
+  client.on("delta", ({ patch }) => {
+    const stats = client.stats;
+    savings.add(stats.lastDeltaBytes, utf8Length(JSON.stringify(patch)), stats.stateBytes);
   });
 
   function renderFacts() {
@@ -173,7 +203,12 @@ export function createPanel(client, { spectate }) {
     facts.rate.textContent =
       `${formatBytes(stats.bytesPerSecond)}/s · ${stats.messagesReceived} msgs, ` +
       `${formatBytes(stats.bytesReceived)} total`;
-    facts.delta.textContent = deltaSummary(stats);
+    if (savings.totalDelta === 0) {
+      facts.delta.textContent = facts.deltas.textContent = "no delta yet";
+    } else {
+      facts.delta.textContent = deltaSummary(savings.lastDelta, savings.lastFull);
+      facts.deltas.textContent = deltaSummary(savings.totalDelta, savings.totalFull);
+    }
     facts.chain.textContent =
       `${stats.gaps} gaps, ${stats.resyncs} resyncs, ${stats.reconnects} reconnects`;
   }
@@ -226,6 +261,7 @@ export function createPanel(client, { spectate }) {
 
   return {
     log,
+    savings,
     render() {
       renderFacts();
       renderPlayers();

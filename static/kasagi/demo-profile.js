@@ -18,7 +18,8 @@ export const PALETTE = Object.freeze([
 export const COLOR_PATTERN = /^#[0-9A-Fa-f]{6}$/;
 
 /**
- * @typedef {{playerName: string, color: string}} Profile
+ * @typedef {{playerName: string, color: string, named?: boolean}} Profile
+ *   `named`: the name was typed by the user (else it follows the login)
  */
 
 /**
@@ -70,7 +71,15 @@ export function loadProfile(storage, username) {
     ? stored.color.toUpperCase()
     : null;
   if (name && color) {
-    return { playerName: name, color };
+    const named = stored.named === true;
+    const login = cleanName(username);
+    if (!named && login && name !== login) {
+      // chosen for a guest, before logging in: follow the login now
+      const profile = { playerName: login, color };
+      saveProfile(storage, profile);
+      return profile;
+    }
+    return { playerName: name, color, named };
   }
   const profile = newProfile(username);
   saveProfile(storage, profile);
@@ -111,7 +120,8 @@ export function bindProfileForm(inputs, storage, profile, onChange = () => {}) {
     if (playerName === current.playerName && color === current.color) {
       return;
     }
-    current = { playerName, color };
+    const named = current.named === true || playerName !== current.playerName;
+    current = { playerName, color, named };
     saveProfile(storage, current);
     onChange(current);
   };

@@ -1,45 +1,45 @@
 /**
- * Text helpers for the shared note: the note is one entity whose `text` is
- * replaced whole, last write wins (PROTOCOL §5). These helpers keep the
- * experience decent on top of that: a remote change keeps the local caret
- * where it belongs, and an edit typed while another arrives is replayed on
- * top of it instead of being lost.
- *
- * Every edit is treated as one replaced range (common prefix and suffix),
- * which is exact for typing, deleting and pasting at one place: the common
- * case of a shared note. Pure: no DOM.
+ * Text helpers for the shared note: a character diff (one range, or every
+ * separate edit), and caret mapping across a change. They work on strings
+ * (UTF-16 code units) and on arrays of characters alike (the note model uses
+ * code points, so that an emoji is never cut in two). Pure: no DOM.
  *
  * @module kasagi/demo-text
  */
 
 /**
+ * @typedef {string | string[]} Chars a string, or an array of characters
+ *
  * @typedef {{start: number, endBefore: number, endAfter: number}} Change
  *   `before.slice(start, endBefore)` became `after.slice(start, endAfter)`
+ *
+ * @typedef {{start: number, end: number, text: string}} Hunk
+ *   `base.slice(start, end)` is replaced by `text`
  */
 
+/** Beyond this many edits the middle of two texts is taken as one replacement. */
+const MAX_EDITS = 400;
+
 /**
- * The single range that changed between two texts.
+ * The single range that changed between two texts (common prefix and
+ * suffix): enough to keep a caret in place.
  *
- * @param {string} before
- * @param {string} after
+ * @param {Chars} before
+ * @param {Chars} after
  * @returns {Change | null} null when they are equal
  */
 export function diffRange(before, after) {
-  if (before === after) {
-    return null;
-  }
   const shorter = Math.min(before.length, after.length);
   let start = 0;
-  while (start < shorter && before.charCodeAt(start) === after.charCodeAt(start)) {
+  while (start < shorter && before[start] === after[start]) {
     start += 1;
+  }
+  if (start === before.length && start === after.length) {
+    return null;
   }
   let endBefore = before.length;
   let endAfter = after.length;
-  while (
-    endBefore > start &&
-    endAfter > start &&
-    before.charCodeAt(endBefore - 1) === after.charCodeAt(endAfter - 1)
-  ) {
+  while (endBefore > start && endAfter > start && before[endBefore - 1] === after[endAfter - 1]) {
     endBefore -= 1;
     endAfter -= 1;
   }
@@ -66,35 +66,104 @@ export function mapIndex(index, change) {
 }
 
 /**
- * Replay the local edit (`base` → `mine`) on top of a remote one (`base` →
- * `theirs`). When the two touch different places both survive; when they
- * overlap the local one wins (it will be sent last, which is what the
- * server would keep anyway).
+ * The edits that turn `base` into `other`, as hunks in `base`'s positions,
+ * in order: a shortest character diff (Myers), so that two separate edits
+ * stay two hunks.
  *
- * @param {string} base the text both edits started from
- * @param {string} mine
- * @param {string} theirs
- * @returns {string}
+ * @param {Chars} base
+ * @param {Chars} other
+ * @returns {Hunk[]} positions in `base`'s units; `text` always a string
  */
-export function rebase(base, mine, theirs) {
-  const local = diffRange(base, mine);
-  if (local === null) {
-    return theirs;
+export function diffHunks(base, other) {
+  const range = diffRange(base, other);
+  if (range === null) {
+    return [];
   }
-  const remote = diffRange(base, theirs);
-  if (remote === null) {
-    return mine;
+  const { start, endBefore, endAfter } = range;
+  const a = base.slice(start, endBefore);
+  const b = other.slice(start, endAfter);
+  const path = shortestEdit(a, b);
+  if (path === null) {
+    return [{ start, end: endBefore, text: typeof b === "string" ? b : b.join("") }];
   }
-  const inserted = mine.slice(local.start, local.endAfter);
-  if (local.endBefore <= remote.start) {
-    // mine lies wholly before theirs: same offsets in their text
-    return theirs.slice(0, local.start) + inserted + theirs.slice(local.endBefore);
+  // path: the (x, y) points of the edit graph, from (0, 0) to (a.length, b.length)
+  const hunks = [];
+  let open = null;
+  for (let i = 1; i < path.length; i += 1) {
+    const [x0, y0] = path[i - 1];
+    const [x1, y1] = path[i];
+    if (x1 - x0 === 1 && y1 - y0 === 1) {
+      open = null; // a kept character
+      continue;
+    }
+    if (open === null) {
+      open = { start: start + x0, end: start + x0, text: "" };
+      hunks.push(open);
+    }
+    if (x1 > x0) {
+      open.end = start + x1; // a deleted character
+    } else {
+      open.text += b[y0]; // an inserted character
+    }
   }
-  if (local.start >= remote.endBefore) {
-    const shift = remote.endAfter - remote.endBefore;
-    return (
-      theirs.slice(0, local.start + shift) + inserted + theirs.slice(local.endBefore + shift)
-    );
+  return hunks;
+}
+
+/**
+ * Myers' O((N+M)·D) shortest edit script between `a` and `b`, as the path of
+ * points it walks; null beyond MAX_EDITS edits.
+ *
+ * @param {Chars} a
+ * @param {Chars} b
+ * @returns {[number, number][] | null}
+ */
+function shortestEdit(a, b) {
+  const n = a.length;
+  const m = b.length;
+  const limit = Math.min(n + m, MAX_EDITS);
+  const offset = limit + 1;
+  const v = new Int32Array(2 * limit + 3);
+  const trace = [];
+  for (let d = 0; d <= limit; d += 1) {
+    trace.push(v.slice());
+    for (let k = -d; k <= d; k += 2) {
+      let x = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1])
+        ? v[offset + k + 1]
+        : v[offset + k - 1] + 1;
+      let y = x - k;
+      while (x < n && y < m && a[x] === b[y]) {
+        x += 1;
+        y += 1;
+      }
+      v[offset + k] = x;
+      if (x >= n && y >= m) {
+        return backtrack(trace, offset, n, m);
+      }
+    }
   }
-  return mine;
+  return null;
+}
+
+function backtrack(trace, offset, n, m) {
+  const path = [[n, m]];
+  let x = n;
+  let y = m;
+  for (let d = trace.length - 1; d >= 0; d -= 1) {
+    const v = trace[d];
+    const k = x - y;
+    const prevK = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1]) ? k + 1 : k - 1;
+    const prevX = d === 0 ? 0 : v[offset + prevK];
+    const prevY = d === 0 ? 0 : prevX - prevK;
+    while (x > prevX && y > prevY) {
+      x -= 1;
+      y -= 1;
+      path.push([x, y]);
+    }
+    if (d > 0) {
+      x = prevX;
+      y = prevY;
+      path.push([x, y]);
+    }
+  }
+  return path.reverse();
 }

@@ -1,0 +1,462 @@
+"""The Django admin for rooms: rows plus their live side.
+
+The room list shows live player counts and versions (one call to the store
+per page); the room page shows the live state, the players with a kick
+button each, recent snapshots and a link to the spectator view. Live
+actions (reset, close, kick) go through ``rooms.services``, the same
+functions the REST API uses, and each asks for a confirmation first.
+Player sessions are a read-only list.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
+
+from sync.core.envelope import ID_PATTERN
+from sync.core.errors import ProtocolError
+
+from . import selectors, services
+from .models import PlayerSession, Room, RoomSnapshot
+
+#: Snapshots shown on a room's page.
+RECENT_SNAPSHOTS = 10
+#: Characters of pretty-printed state shown before it is cut.
+STATE_PREVIEW_CHARS = 200_000
+USERNAME_LOOKUP = f"user__{get_user_model().USERNAME_FIELD}"
+OWNER_LOOKUP = f"owner__{get_user_model().USERNAME_FIELD}"
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("open", "Open"), ("closed", "Closed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> QuerySet[Room]:
+        if self.value() == "open":
+            return queryset.filter(closed_at__isnull=True)
+        if self.value() == "closed":
+            return queryset.filter(closed_at__isnull=False)
+        return queryset
+
+
+class LiveChangeList(ChangeList):
+    """Fetches the page's live numbers in one call and hangs them on the rows."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        rows = list(self.result_list)  # evaluates (and caches) the page's queryset
+        live = selectors.rooms_live(rows)
+        for room in rows:
+            room.live = live.get(room.room_id)
+
+
+class RecentSnapshotInline(admin.TabularInline):
+    model = RoomSnapshot
+    verbose_name_plural = f"recent snapshots (latest {RECENT_SNAPSHOTS})"
+    fields = ("version", "created_at", "players", "entities", "size")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RoomSnapshot]:
+        ranked = super().get_queryset(request).annotate(
+            rank=Window(RowNumber(), partition_by=F("room"), order_by=F("version").desc())
+        )
+        return ranked.filter(rank__lte=RECENT_SNAPSHOTS).order_by("-version")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="players")
+    def players(self, snapshot: RoomSnapshot) -> int:
+        return len((snapshot.state or {}).get("players") or {})
+
+    @admin.display(description="entities")
+    def entities(self, snapshot: RoomSnapshot) -> int:
+        return len((snapshot.state or {}).get("entities") or {})
+
+    @admin.display(description="size (bytes)")
+    def size(self, snapshot: RoomSnapshot) -> int:
+        return len(json.dumps(snapshot.state, separators=(",", ":")))
+
+
+class RoomForm(forms.ModelForm):
+    class Meta:
+        model = Room
+        fields = "__all__"
+
+    def clean_room_id(self) -> str:
+        # The model's validator searches; a roomId must match as a whole (§2).
+        room_id = self.cleaned_data["room_id"]
+        if not ID_PATTERN.fullmatch(room_id):
+            raise forms.ValidationError("1–64 characters of A–Z a–z 0–9 _ . - only")
+        return room_id
+
+
+class KickForm(forms.Form):
+    player_id = forms.ChoiceField(label="Player")
+
+    def __init__(self, *args: Any, players: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["player_id"].choices = [
+            (player_id, _player_label(player_id, state)) for player_id, state in players.items()
+        ]
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = (
+        "room_id", "name", "room_type", "visibility", "live_players", "live_version",
+        "last_activity_at", "owner", "is_open_display",
+    )
+    list_filter = ("room_type", "visibility", OpenFilter, "created_at")
+    search_fields = ("room_id", "name", OWNER_LOOKUP)
+    raw_id_fields = ("owner", "members")
+    date_hierarchy = "created_at"
+    inlines = [RecentSnapshotInline]
+    actions = ["reset_state", "close_rooms", "kick_player"]
+    change_form_template = "admin/rooms/room/change_form.html"
+    form = RoomForm
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return LiveChangeList
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
+        return super().get_queryset(request).select_related("owner")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Room | None = None) -> Any:
+        room = ("room_id", "name", "room_type", "visibility", "max_players", "owner", "members")
+        if obj is None:
+            return [(None, {"fields": room})]
+        return [
+            (None, {"fields": room}),
+            ("Live", {"fields": ("live_summary", "live_players_table", "live_state")}),
+            ("Times", {"fields": ("created_at", "last_activity_at", "closed_at")}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> Any:
+        if obj is None:
+            return ()
+        return (
+            "room_id", "live_summary", "live_players_table", "live_state",
+            "created_at", "last_activity_at", "closed_at",
+        )
+
+    # -- columns ---------------------------------------------------------
+
+    @admin.display(description="players")
+    def live_players(self, room: Room) -> str:
+        return _live_number(room, "player_count")
+
+    @admin.display(description="version")
+    def live_version(self, room: Room) -> str:
+        return _live_number(room, "version")
+
+    @admin.display(description="open", boolean=True, ordering="closed_at")
+    def is_open_display(self, room: Room) -> bool:
+        return room.is_open
+
+    # -- the room page ---------------------------------------------------
+
+    def _state(self, room: Room) -> selectors.RoomStateView:
+        cached = getattr(room, "_state_view", None)
+        if cached is None:
+            cached = room._state_view = selectors.room_state(room)
+        return cached
+
+    @admin.display(description="now")
+    def live_summary(self, room: Room) -> str:
+        view = self._state(room)
+        where = "live" if view.live else "not loaded (from its latest snapshot)"
+        players = len(view.state.get("players") or {})
+        entities = len(view.state.get("entities") or {})
+        return format_html(
+            "version <strong>{}</strong> · {} players · {} entities · {}",
+            view.version, players, entities, where,
+        )
+
+    @admin.display(description="players")
+    def live_players_table(self, room: Room) -> str:
+        view = self._state(room)
+        players = view.state.get("players") or {}
+        if not players:
+            return "No players."
+        kick = self._url(room, "kick")
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    player_id,
+                    _player_label(player_id, state),
+                    _connection_label(view, player_id),
+                    format_html('<a class="button" href="{}?player={}">Kick…</a>', kick, player_id)
+                    if view.live and room.is_open else "",
+                )
+                for player_id, state in sorted(players.items())
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>playerId</th><th>player</th><th>socket</th><th></th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="state")
+    def live_state(self, room: Room) -> str:
+        text = json.dumps(self._state(room).state, indent=2, sort_keys=True, ensure_ascii=False)
+        if len(text) > STATE_PREVIEW_CHARS:
+            text = text[:STATE_PREVIEW_CHARS] + "\n… (cut)"
+        return format_html(
+            '<pre style="max-height:32em;overflow:auto;white-space:pre-wrap">{}</pre>', text
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        room = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if room is not None:
+            extra.update(
+                spectate_url=_spectate_url(room),
+                live_actions=room.is_open and self.has_change_permission(request, room),
+                reset_url=self._url(room, "reset"),
+                close_url=self._url(room, "close"),
+                kick_url=self._url(room, "kick"),
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    # -- live actions on one room ----------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        name = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("<path:object_id>/live/reset/", wrap(self.reset_view), name=f"{name}_reset"),
+            path("<path:object_id>/live/close/", wrap(self.close_view), name=f"{name}_close"),
+            path("<path:object_id>/live/kick/", wrap(self.kick_view), name=f"{name}_kick"),
+            *super().get_urls(),
+        ]
+
+    def reset_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        room = self._room_for_action(request, object_id)
+        if request.method == "POST":
+            try:
+                version = services.room_reset(room=room, by=request.user)
+            except ProtocolError as exc:
+                self.message_user(request, f"Not reset: {exc.message}", messages.ERROR)
+            else:
+                self.log_change(request, room, "Reset the live state.")
+                self.message_user(request, f"Room {room.room_id} was reset (version {version}).")
+            return self._back_to(room)
+        return self._confirm(
+            request, room, title=f"Reset {room.room_id}?",
+            text="Entities are removed and every player goes back to the state it joined with. "
+                 "Members receive the change as a DELTA_UPDATE.",
+            button="Yes, reset the state",
+        )
+
+    def close_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        room = self._room_for_action(request, object_id)
+        if request.method == "POST":
+            services.room_close(room=room, by=request.user)
+            self.log_change(request, room, "Closed the room.")
+            self.message_user(request, f"Room {room.room_id} was closed.")
+            return self._back_to(room)
+        return self._confirm(
+            request, room, title=f"Close {room.room_id}?",
+            text="Every player receives PLAYER_LEFT (closed), then ROOM_CLOSED on its next room "
+                 "message. Nobody can join the room again.",
+            button="Yes, close the room",
+        )
+
+    def kick_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        room = self._room_for_action(request, object_id)
+        players = self._state(room).state.get("players") or {}
+        if request.method == "POST":
+            player_id = request.POST.get("player_id", "")
+            if not ID_PATTERN.fullmatch(player_id):
+                self.message_user(request, "Choose a player to kick.", messages.ERROR)
+                return self._back_to(room)
+            try:
+                services.room_kick_player(room=room, player_id=player_id, by=request.user)
+            except ProtocolError as exc:
+                self.message_user(request, f"Not kicked: {exc.message}", messages.ERROR)
+            else:
+                self.log_change(request, room, f"Kicked player {player_id}.")
+                self.message_user(request, f"Player {player_id} was kicked.")
+            return self._back_to(room)
+        form = KickForm(initial={"player_id": request.GET.get("player")}, players=players)
+        return self._confirm(
+            request, room, title=f"Kick a player from {room.room_id}",
+            text="The player is removed at once; everybody receives PLAYER_LEFT (kicked).",
+            button="Kick", form=form, empty=not players,
+        )
+
+    def _room_for_action(self, request: HttpRequest, object_id: str) -> Room:
+        room = get_object_or_404(Room, pk=object_id)
+        if not self.has_change_permission(request, room):
+            raise PermissionDenied
+        return room
+
+    def _confirm(
+        self, request: HttpRequest, room: Room, *, title: str, text: str, button: str,
+        form: forms.Form | None = None, empty: bool = False,
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": room,
+            "title": title,
+            "text": text,
+            "button": button,
+            "form": form,
+            "empty": empty,
+            "change_url": self._url(room, "change"),
+        }
+        return TemplateResponse(request, "admin/rooms/room/live_action.html", context)
+
+    def _url(self, room: Room, action: str) -> str:
+        name = f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{action}"
+        return reverse(name, args=[room.pk])
+
+    def _back_to(self, room: Room) -> HttpResponseRedirect:
+        return HttpResponseRedirect(self._url(room, "change"))
+
+    # -- bulk actions from the list --------------------------------------
+
+    @admin.action(description="Reset the live state of the selected rooms")
+    def reset_state(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        done = 0
+        for room in queryset:
+            try:
+                services.room_reset(room=room, by=request.user)
+            except ProtocolError as exc:
+                self.message_user(request, f"{room.room_id}: {exc.message}", messages.ERROR)
+            else:
+                self.log_change(request, room, "Reset the live state.")
+                done += 1
+        if done:
+            self.message_user(request, ngettext("%d room reset.", "%d rooms reset.", done) % done)
+
+    @admin.action(description="Close the selected rooms…")
+    def close_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> Any:
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Close the selected rooms?",
+                "rooms": list(queryset),
+                "action": "close_rooms",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/rooms/room/close_selected_confirmation.html", context
+            )
+        for room in queryset:
+            services.room_close(room=room, by=request.user)
+            self.log_change(request, room, "Closed the room.")
+        count = queryset.count()
+        self.message_user(request, ngettext("%d room closed.", "%d rooms closed.", count) % count)
+        return None
+
+    @admin.action(description="Kick a player from the selected room…")
+    def kick_player(self, request: HttpRequest, queryset: QuerySet[Room]) -> Any:
+        rooms = list(queryset[:2])
+        if len(rooms) != 1:
+            self.message_user(request, "Select exactly one room to kick from.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(self._url(rooms[0], "kick"))
+
+    # -- deleting rows of live rooms -------------------------------------
+
+    def delete_model(self, request: HttpRequest, obj: Room) -> None:
+        services.room_close(room=obj, by=request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        for room in queryset:
+            services.room_close(room=room, by=request.user)
+        super().delete_queryset(request, queryset)
+
+
+@admin.register(PlayerSession)
+class PlayerSessionAdmin(admin.ModelAdmin):
+    """Read-only: sessions are written by the engine's background writer."""
+
+    list_display = (
+        "player_id", "room", "user", "created_at", "last_seen_at", "disconnected_at",
+        "ended_at", "end_reason",
+    )
+    list_filter = ("end_reason", ("ended_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("player_id", "room__room_id", USERNAME_LOOKUP)
+    list_select_related = ("room", "user")
+    exclude = ("token_hash",)
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _live_number(room: Room, field: str) -> str:
+    live = getattr(room, "live", None)
+    if live is None:
+        return "–"
+    value = getattr(live, field)
+    if live.live:
+        return str(value)
+    return format_html('<span title="from the latest snapshot">{} <small>(saved)</small></span>',
+                       value)
+
+
+def _player_label(player_id: str, state: dict[str, Any]) -> str:
+    name = state.get("username") or state.get("playerName") or ""
+    return f"{name} ({player_id})" if name else player_id
+
+
+def _connection_label(view: selectors.RoomStateView, player_id: str) -> str:
+    if not view.live:
+        return "–"
+    connected = view.connected.get(player_id)
+    if connected is None:
+        return "–"
+    return "connected" if connected else "in grace period"
+
+
+def _spectate_url(room: Room) -> str | None:
+    try:
+        return reverse("rooms:room", args=[room.room_id]) + "?spectate=1"
+    except NoReverseMatch:  # a host site without the demo pages
+        return None

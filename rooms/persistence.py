@@ -1,0 +1,505 @@
+"""Write-behind persistence: room snapshots and session tokens reach the database
+in the background, never on the path of a message (seed §6.2).
+
+Two halves, one per side of a thread boundary:
+
+- :class:`DatabasePersistence` lives on the event loop. The store calls its hooks
+  (``room_changed``, ``session_*``...); they only mark a room dirty or queue a
+  small record, and return at once. At most every ``KASAGI_SNAPSHOT_INTERVAL``
+  it reads the dirty rooms' ``(version, state)`` from the store, on the loop:
+  cheap and consistent, because the core never mutates a stored object in
+  place, so the state it hands out is a frozen view.
+- :class:`BackgroundWriter` is one thread that owns every write. Its queue is
+  bounded by coalescing: one pending snapshot per room (the newest), one
+  pending record per session token (the fields merged). A failed write is
+  logged and retried with backoff; the rooms never wait for it.
+
+A clean stop (SIGTERM/SIGINT to daphne) takes a last snapshot of every dirty
+room on the loop and waits for the writer to drain (Twisted's before-shutdown
+trigger; ``atexit`` under other servers). A crash loses at most one interval.
+Only the SHA-256 of a session token is ever written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from sync.conf import KasagiSettings
+from sync.metrics import METRICS
+
+from .models import EndReason, PlayerSession, Room, RoomSnapshot
+
+logger = logging.getLogger(__name__)
+
+#: Pending session records kept while the database is away; past it the oldest go.
+MAX_PENDING_SESSIONS = 50_000
+#: How long a clean stop waits for the last writes.
+SHUTDOWN_TIMEOUT = 10.0
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+
+StateReader = Callable[[str], "tuple[int, dict[str, Any]] | None"]
+
+
+# -- what travels from the loop to the writer thread --------------------------
+
+
+@dataclass(slots=True)
+class SnapshotWrite:
+    room_id: str
+    version: int
+    state: dict[str, Any]
+    taken_at: datetime
+
+
+@dataclass(slots=True)
+class SessionWrite:
+    """Everything pending for one token: its creation and the latest field values."""
+
+    token_hash: str
+    issued: tuple[str, str, Any] | None = None  # (room_id, player_id, user_id)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def merge(self, newer: SessionWrite) -> None:
+        if self.issued is None:
+            self.issued = newer.issued
+        self.fields.update(newer.fields)
+
+
+@dataclass(slots=True)
+class Batch:
+    snapshots: dict[str, SnapshotWrite] = field(default_factory=dict)
+    sessions: dict[str, SessionWrite] = field(default_factory=dict)
+    closed: dict[str, datetime] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.snapshots) + len(self.sessions) + len(self.closed)
+
+    def add_session(self, write: SessionWrite) -> None:
+        pending = self.sessions.get(write.token_hash)
+        if pending is None:
+            self.sessions[write.token_hash] = write
+        else:
+            pending.merge(write)
+
+    def absorb(self, newer: Batch) -> None:
+        """Fold a newer batch into this one (newest snapshot wins, session fields merge)."""
+        self.snapshots.update(newer.snapshots)
+        for write in newer.sessions.values():
+            self.add_session(write)
+        self.closed.update(newer.closed)
+
+
+# -- the database side ----------------------------------------------------------
+
+
+def write_batch(
+    batch: Batch, *, kept: int, players_written: dict[str, frozenset[str]] | None = None
+) -> None:
+    """Write one batch in the calling thread and transaction. Idempotent: safe to retry.
+
+    ``players_written`` (room → player ids of the last snapshot written) limits
+    the search for sessions to end to the players that vanished since.
+    """
+    now = timezone.now()
+    wanted = set(batch.snapshots) | set(batch.closed)
+    wanted.update(w.issued[0] for w in batch.sessions.values() if w.issued)
+    pks = dict(Room.objects.filter(room_id__in=wanted).values_list("room_id", "pk"))
+
+    # Sessions first: a token is on disk no later than the snapshot holding its player.
+    created = []
+    for write in batch.sessions.values():
+        if write.issued is None:
+            PlayerSession.objects.filter(token_hash=write.token_hash).update(**write.fields)
+            continue
+        room_id, player_id, user_id = write.issued
+        if room_id not in pks:
+            logger.warning("no row for room %s; session of %s not stored", room_id, player_id)
+            continue
+        created.append(PlayerSession(
+            token_hash=write.token_hash, room_id=pks[room_id], player_id=player_id,
+            user_id=user_id, **write.fields,
+        ))
+    if created:
+        PlayerSession.objects.bulk_create(
+            created, update_conflicts=True, unique_fields=["token_hash"],
+            update_fields=["last_seen_at", "disconnected_at", "ended_at", "end_reason"],
+        )
+
+    snapshots = [s for s in batch.snapshots.values() if s.room_id in pks]
+    if snapshots:
+        RoomSnapshot.objects.bulk_create(
+            [RoomSnapshot(room_id=pks[s.room_id], version=s.version, state=s.state)
+             for s in snapshots],
+            update_conflicts=True, unique_fields=["room", "version"], update_fields=["state"],
+        )
+        room_pks = [pks[s.room_id] for s in snapshots]
+        Room.objects.filter(pk__in=room_pks).update(last_activity_at=now)
+        _prune(room_pks, kept=kept)
+        for snapshot in snapshots:
+            _end_vanished_sessions(
+                pks[snapshot.room_id], snapshot, now=now,
+                before=(players_written or {}).get(snapshot.room_id),
+                reason=EndReason.CLOSED if snapshot.room_id in batch.closed else EndReason.TIMEOUT,
+            )
+
+    for room_id, closed_at in batch.closed.items():
+        Room.objects.filter(room_id=room_id, closed_at__isnull=True).update(closed_at=closed_at)
+
+
+def _prune(room_pks: list[int], *, kept: int) -> None:
+    """Keep the newest ``kept`` snapshots of each room."""
+    ranked = RoomSnapshot.objects.filter(room_id__in=room_pks).annotate(
+        rank=Window(RowNumber(), partition_by=[F("room_id")], order_by=F("version").desc())
+    )
+    stale = list(ranked.filter(rank__gt=max(kept, 1)).values_list("pk", flat=True))
+    if stale:
+        RoomSnapshot.objects.filter(pk__in=stale).delete()
+
+
+def players_of(snapshot: SnapshotWrite) -> frozenset[str]:
+    return frozenset(snapshot.state.get("players") or ())
+
+
+def _end_vanished_sessions(
+    room_pk: int, snapshot: SnapshotWrite, *, now: datetime, reason: str,
+    before: frozenset[str] | None,
+) -> None:
+    """End sessions whose player is no longer in the room.
+
+    Players restored from a snapshot after a restart have no token in memory
+    until they resume; when their grace period runs out the store cannot name
+    their session, so the snapshot that no longer holds them closes it. Only
+    sessions older than the snapshot are considered, and once a room has a
+    snapshot written by this process only the players gone since then.
+    """
+    players = players_of(snapshot)
+    live = PlayerSession.objects.filter(
+        room_id=room_pk, ended_at__isnull=True, created_at__lt=snapshot.taken_at
+    )
+    if before is None:
+        live = live.exclude(player_id__in=list(players))
+    elif before - players:
+        live = live.filter(player_id__in=list(before - players))
+    else:
+        return
+    live.update(ended_at=now, end_reason=reason)
+
+
+class BackgroundWriter:
+    """The one thread that writes; callers only hand it records."""
+
+    def __init__(self, *, kept: int) -> None:
+        self.kept = kept
+        self._cond = threading.Condition()
+        self._pending = Batch()
+        self._inflight = 0
+        self._stopping = False
+        self._deadline = float("inf")
+        self._wakeup = threading.Event()
+        self._failures = 0
+        self._players_written: dict[str, frozenset[str]] = {}
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="kasagi-persistence", daemon=True)
+        self._thread.start()
+
+    # -- called from the loop (or anywhere): never blocks on the database ----
+
+    def submit(
+        self, *, snapshots: Iterable[SnapshotWrite] = (), sessions: Iterable[SessionWrite] = (),
+        closed: dict[str, datetime] | None = None,
+    ) -> None:
+        with self._cond:
+            pending = self._pending
+            for snapshot in snapshots:
+                pending.snapshots[snapshot.room_id] = snapshot
+            for write in sessions:
+                pending.add_session(write)
+            if closed:
+                pending.closed.update(closed)
+            self._bound(pending)
+            self._cond.notify()
+
+    def queue_length(self) -> int:
+        return len(self._pending) + self._inflight
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
+        """Write what is pending (retrying until ``timeout``), then end the thread."""
+        with self._cond:
+            if not self._stopping:
+                self._stopping = True
+                self._deadline = time.monotonic() + timeout
+            self._cond.notify()
+        self._wakeup.set()
+        self._thread.join(timeout + 1.0)
+        return not self._thread.is_alive() and self.queue_length() == 0
+
+    # -- the thread -----------------------------------------------------------
+
+    def _bound(self, pending: Batch) -> None:
+        while len(pending.sessions) > MAX_PENDING_SESSIONS:
+            oldest = next(iter(pending.sessions))
+            del pending.sessions[oldest]
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.warning(
+                    "persistence queue full: %d session records dropped so far", self.dropped
+                )
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if not self._pending:
+                    return  # stopping, and all written
+                batch, self._pending = self._pending, Batch()
+                self._inflight = len(batch)
+            written = self._write(batch)
+            with self._cond:
+                self._inflight = 0
+                if not written:
+                    batch.absorb(self._pending)
+                    self._pending = batch
+                    self._bound(batch)
+            if not written and not self._back_off(len(batch)):
+                return
+
+    def _write(self, batch: Batch) -> bool:
+        started = time.perf_counter()
+        close_old_connections()
+        try:
+            try:
+                self._write_one(batch)
+            except (IntegrityError, DataError):
+                # One bad record must not hold back the others: write each alone.
+                self._write_each(batch)
+        except DatabaseError as exc:
+            self._failures += 1
+            if self._failures == 1:
+                logger.error("persistence write failed; will retry: %s", exc, exc_info=True)
+            else:
+                logger.warning("persistence write failed again (%d): %s", self._failures, exc)
+            return False
+        except Exception:
+            # A bug, not an outage: retrying would loop on it. Drop the batch, loudly.
+            logger.exception("persistence write crashed; %d records dropped", len(batch))
+            return True
+        finally:
+            close_old_connections()
+        if self._failures:
+            logger.warning("persistence writes recovered after %d failures", self._failures)
+            self._failures = 0
+        METRICS.persistence_write_seconds.observe(time.perf_counter() - started)
+        return True
+
+    def _write_each(self, batch: Batch) -> None:
+        singles = [Batch(sessions={k: v}) for k, v in batch.sessions.items()]
+        singles += [Batch(snapshots={k: v}) for k, v in batch.snapshots.items()]
+        singles += [Batch(closed={k: v}) for k, v in batch.closed.items()]
+        for single in singles:
+            try:
+                self._write_one(single)
+            except (IntegrityError, DataError) as exc:
+                logger.error("persistence record refused by the database, dropped: %s", exc)
+
+    def _write_one(self, batch: Batch) -> None:
+        with transaction.atomic():
+            write_batch(batch, kept=self.kept, players_written=self._players_written)
+        for room_id, snapshot in batch.snapshots.items():
+            self._players_written[room_id] = players_of(snapshot)
+        for room_id in batch.closed:
+            self._players_written.pop(room_id, None)
+
+    def _back_off(self, waiting: int) -> bool:
+        """Sleep before a retry; False when a stop's deadline has passed (give up)."""
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(self._failures - 1, 16))
+        if self._stopping:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                logger.error("persistence stopped with %d records not written", waiting)
+                return False
+            time.sleep(min(delay, left))
+        else:
+            self._wakeup.wait(delay)
+        return True
+
+
+# -- the loop side ----------------------------------------------------------------
+
+
+class DatabasePersistence:
+    """:class:`sync.store.base.Persistence` writing behind, through a BackgroundWriter."""
+
+    def __init__(self, *, interval: float, read_state: StateReader, writer: BackgroundWriter):
+        self.interval = interval
+        self.read_state = read_state
+        self.writer = writer
+        self._dirty: set[str] = set()
+        self._taken: dict[str, int] = {}
+        self._connected: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+
+    # -- hooks the store calls (return at once, never raise) --------------------
+
+    def room_changed(self, room_id: str) -> None:
+        self._dirty.add(room_id)
+        if self._stopped:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on the loop: the next tick or the stop flush takes it
+        if self._timer is None or self._timer_loop is not loop:
+            self._timer_loop = loop
+            self._timer = loop.call_later(self.interval, self._tick)
+
+    def room_closed(self, room_id: str) -> None:
+        try:
+            self._dirty.discard(room_id)
+            snapshots = self._take([room_id])
+            self._taken.pop(room_id, None)
+            self.writer.submit(snapshots=snapshots, closed={room_id: timezone.now()})
+        except Exception:
+            logger.exception("could not queue the close of room %s", room_id)
+
+    def session_issued(self, token_hash: str, room_id: str, player_id: str, user_id: Any) -> None:
+        now = timezone.now()
+        self._connected.add(token_hash)
+        self._submit_session(SessionWrite(
+            token_hash, (room_id, player_id, user_id), {"last_seen_at": now}
+        ))
+
+    def session_seen(self, token_hash: str, *, connected: bool) -> None:
+        now = timezone.now()
+        if connected:
+            self._connected.add(token_hash)
+        else:
+            self._connected.discard(token_hash)
+        fields = {"last_seen_at": now, "disconnected_at": None if connected else now}
+        self._submit_session(SessionWrite(token_hash, fields=fields))
+
+    def session_ended(self, token_hash: str, reason: str) -> None:
+        self._connected.discard(token_hash)
+        self._submit_session(SessionWrite(
+            token_hash, fields={"ended_at": timezone.now(), "end_reason": reason}
+        ))
+
+    # -- snapshots ----------------------------------------------------------------
+
+    def queue_length(self) -> int:
+        return len(self._dirty) + self.writer.queue_length()
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.collect()
+
+    def collect(self) -> None:
+        """Hand the dirty rooms' current state to the writer (on the loop, or with it stopped)."""
+        try:
+            dirty, self._dirty = self._dirty, set()
+            snapshots = self._take(dirty)
+            if snapshots:
+                self.writer.submit(snapshots=snapshots)
+        except Exception:
+            logger.exception("could not take room snapshots")
+
+    def _take(self, room_ids: Iterable[str]) -> list[SnapshotWrite]:
+        now = timezone.now()
+        snapshots = []
+        for room_id in room_ids:
+            taken = self.read_state(room_id)
+            if taken is None or self._taken.get(room_id) == taken[0]:
+                continue
+            self._taken[room_id] = taken[0]
+            snapshots.append(SnapshotWrite(room_id, taken[0], taken[1], now))
+        return snapshots
+
+    def _submit_session(self, write: SessionWrite) -> None:
+        try:
+            self.writer.submit(sessions=[write])
+        except Exception:
+            logger.exception("could not queue a session record")
+
+    # -- a clean stop ---------------------------------------------------------------
+
+    def begin_stop(self) -> None:
+        """Last snapshots and disconnect marks (on the loop, or with the loop stopped)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.collect()
+        now = timezone.now()
+        sessions = [
+            SessionWrite(token_hash, fields={"disconnected_at": now})
+            for token_hash in self._connected
+        ]
+        self._connected.clear()
+        self.writer.submit(sessions=sessions)
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
+        """Flush everything and end the writer, blocking (atexit, tests)."""
+        if not self._stopped:
+            logger.info("flushing persistence")
+        self.begin_stop()
+        return self.writer.stop(timeout)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """The runtime is replaced (tests): flush briefly, and no flush at exit."""
+        atexit.unregister(self.stop)
+        self.stop(timeout)
+
+    def stop_from_twisted(self) -> Any:
+        """Twisted's before-shutdown trigger: snapshot on the loop, wait off it."""
+        from twisted.internet.threads import deferToThread
+
+        logger.info("server stopping: flushing persistence (reactor shutdown)")
+        self.begin_stop()
+        return deferToThread(self.writer.stop, SHUTDOWN_TIMEOUT)
+
+
+def flush_on_shutdown(persistence: DatabasePersistence) -> None:
+    """Make a clean stop of the server process write everything first."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is not None and getattr(reactor, "running", False):
+        # daphne: runs while the reactor (and the asyncio loop under it) still turns.
+        reactor.callFromThread(
+            reactor.addSystemEventTrigger, "before", "shutdown", persistence.stop_from_twisted
+        )
+    # Other servers, or a stop the trigger missed: at exit the loop no longer runs,
+    # so the state can be read from here. A no-op after the trigger ran.
+    atexit.register(persistence.stop)
+
+
+def database_persistence(conf: KasagiSettings, store: Any) -> DatabasePersistence:
+    """The persistence factory ``rooms`` installs into ``sync.runtime``."""
+    read_state = getattr(store, "peek", None)
+    if read_state is None:
+        logger.warning("%s cannot be read without awaiting: no room snapshots", type(store))
+        read_state = lambda room_id: None  # noqa: E731
+    persistence = DatabasePersistence(
+        interval=conf.snapshot_interval, read_state=read_state,
+        writer=BackgroundWriter(kept=conf.snapshots_kept),
+    )
+    METRICS.persistence_queue = persistence.queue_length
+    flush_on_shutdown(persistence)
+    return persistence
