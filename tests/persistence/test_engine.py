@@ -14,7 +14,7 @@ from tests.persistence.livedb import LiveDB
 def run(database_url: str, scenario: str, room_id: str, **env: str) -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "tests.persistence.engine_run", scenario, room_id],
-        cwd=ROOT, env=server_env(database_url, KASAGI_LOG_LEVEL="WARNING", **env),
+        cwd=ROOT, env=server_env(database_url, KASAGI_LOG_LEVEL="WARNING", REDIS_URL="", **env),
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr

@@ -10,6 +10,9 @@ from sync.tokens import hash_token
 from tests.persistence.livedb import LiveDB, eventually
 from tests.wsclient import Conn
 
+#: These pin the in-memory store: with REDIS_URL the state of record is Redis (docs/scaling.md).
+MEMORY_STORE = ""
+
 
 async def update(conn: Conn, room_id: str, payload: dict, entity: str | None = None) -> int:
     message = {"type": "STATE_UPDATE", "roomId": room_id, "payload": payload}
@@ -27,7 +30,9 @@ async def full_state(conn: Conn, room_id: str) -> dict:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_clean_stop_loses_nothing(start_server, live_db: LiveDB, room_id: str, sig: int):
     # An interval far longer than the test: only the stop's flush can write the last state.
-    server = start_server(KASAGI_SNAPSHOT_INTERVAL="300", KASAGI_GRACE_PERIOD="60")
+    server = start_server(
+        REDIS_URL=MEMORY_STORE, KASAGI_SNAPSHOT_INTERVAL="300", KASAGI_GRACE_PERIOD="60"
+    )
     alice, bob = await Conn.open(server.ws_url), await Conn.open(server.ws_url)
     joined_a = await alice.join(room_id, playerName="Alice", color="#f00")
     joined_b = await bob.join(room_id, playerName="Bob")
@@ -81,7 +86,9 @@ async def test_clean_stop_loses_nothing(start_server, live_db: LiveDB, room_id: 
 
 
 async def test_crash_loses_at_most_one_interval(start_server, live_db: LiveDB, room_id: str):
-    server = start_server(KASAGI_SNAPSHOT_INTERVAL="0.2", KASAGI_GRACE_PERIOD="60")
+    server = start_server(
+        REDIS_URL=MEMORY_STORE, KASAGI_SNAPSHOT_INTERVAL="0.2", KASAGI_GRACE_PERIOD="60"
+    )
     conn = await Conn.open(server.ws_url)
     joined = await conn.join(room_id, playerName="A")
     value_at = {joined["version"]: None}
@@ -114,7 +121,9 @@ async def test_crash_loses_at_most_one_interval(start_server, live_db: LiveDB, r
 async def test_restored_player_times_out_and_its_session_ends(
     start_server, live_db: LiveDB, room_id: str
 ):
-    server = start_server(KASAGI_SNAPSHOT_INTERVAL="0.1", KASAGI_GRACE_PERIOD="1")
+    server = start_server(
+        REDIS_URL=MEMORY_STORE, KASAGI_SNAPSHOT_INTERVAL="0.1", KASAGI_GRACE_PERIOD="1"
+    )
     gone = await Conn.open(server.ws_url)
     joined = await gone.join(room_id, playerName="Gone")
     token_hash = hash_token(joined["payload"]["sessionToken"])
