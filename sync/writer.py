@@ -90,7 +90,7 @@ class DaphneFrameWriter:
         protocol = self._protocol
         if self.closed or protocol.state != protocol.STATE_OPEN:
             return
-        protocol.sendMessage(data, binary)
+        protocol.transport.write(framed(data, binary))
 
     async def close(self, code: int, reason: str) -> None:
         """Close with any code (daphne's own close path allows only 1000 and 3000–4999)."""
@@ -105,6 +105,33 @@ class DaphneFrameWriter:
             return 0
         buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
         return buffered + getattr(transport, "_tempDataLen", 0)
+
+
+_last_framed: list[Any] = [None, False, b""]
+
+
+def framed(data: bytes, binary: bool) -> bytes:
+    """``data`` as one unmasked server WebSocket frame (RFC 6455 §5.2).
+
+    The hub hands the same bytes object to every member of a room, so the
+    frame is built once and reused while it is the latest one: the per-member
+    cost is one ``transport.write``, not autobahn's framing per socket. (No
+    extension is negotiated by daphne, so frames are plain.)
+    """
+    last = _last_framed
+    if last[0] is data and last[1] is binary:
+        return last[2]
+    length = len(data)
+    opcode = 0x82 if binary else 0x81
+    if length < 126:
+        header = bytes((opcode, length))
+    elif length < 65536:
+        header = bytes((opcode, 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((opcode, 127)) + length.to_bytes(8, "big")
+    frame = header + data
+    last[0], last[1], last[2] = data, binary, frame
+    return frame
 
 
 def _release_http_channel(protocol: Any) -> None:
