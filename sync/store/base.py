@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..core.changes import LeaveReason
 from ..core.envelope import StateUpdate
@@ -55,3 +57,33 @@ class RoomStore(Protocol):
     async def leave(self, room_id: str, player_id: str, reason: LeaveReason) -> None: ...
     async def update(self, room_id: str, player_id: str, message: StateUpdate) -> None: ...
     async def disconnect(self, room_id: str, player_id: str, connection: object) -> None: ...
+
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """One load per key at a time: concurrent callers await the same result.
+
+    Two sockets joining a cold room at once must not load (and seed) it twice.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, asyncio.Future[T]] = {}
+
+    async def run(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            result = await load()
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning
+            raise
+        finally:
+            del self._pending[key]

@@ -24,7 +24,7 @@ from ..core.room_types import get_room_type
 from ..directory import Identity, RoomConfig, RoomDirectory
 from ..hub import Hub, RoomFanout
 from ..tokens import hash_token, new_player_id, new_token
-from .base import JoinResult, NullPersistence, Persistence
+from .base import JoinResult, NullPersistence, Persistence, SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class MemoryRoomStore:
         self.rooms: dict[str, LiveRoom] = {}
         self.closed: set[str] = set()
         self._tokens: dict[str, tuple[str, str]] = {}
-        self._activating: dict[str, asyncio.Future[LiveRoom]] = {}
+        self._activating: SingleFlight[LiveRoom] = SingleFlight()
 
     # -- activation ------------------------------------------------------
 
@@ -75,21 +75,9 @@ class MemoryRoomStore:
             raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
         live = self.rooms.get(room_id)
         if live is None:
-            pending = self._activating.get(room_id)
-            if pending is not None:
-                live = await asyncio.shield(pending)
-            else:
-                future = asyncio.get_running_loop().create_future()
-                self._activating[room_id] = future
-                try:
-                    live = await self._load(room_id, who=who, create=create)
-                    future.set_result(live)
-                except BaseException as exc:
-                    future.set_exception(exc)
-                    future.exception()  # retrieved: no "never retrieved" warning
-                    raise
-                finally:
-                    del self._activating[room_id]
+            live = await self._activating.run(
+                room_id, lambda: self._load(room_id, who=who, create=create)
+            )
         return live.config
 
     async def _load(self, room_id: str, *, who: Identity, create: bool) -> LiveRoom:

@@ -55,7 +55,7 @@ from ..directory import Identity, RoomConfig, RoomDirectory
 from ..hub import Hub, RoomFanout
 from ..tokens import hash_token, new_player_id, new_token
 from . import redis_keys as keys
-from .base import JoinResult, NullPersistence, Persistence
+from .base import JoinResult, NullPersistence, Persistence, SingleFlight
 from .redis_mirror import UNLIMITED, MirrorRoom, change_of, seed_args_of
 from .redis_scripts import Scripts, text
 
@@ -173,7 +173,7 @@ class RedisRoomStore:
         self.healthy = True
         self._conn_ids: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
         self._counter = itertools.count(1)
-        self._activating: dict[str, asyncio.Future[LiveRoom]] = {}
+        self._activating: SingleFlight[LiveRoom] = SingleFlight()
         self._locks: dict[tuple[str, str], list[Any]] = {}
         self._wake_id: bytes | str = "$"
         self._tasks: list[asyncio.Task[None]] = []
@@ -465,21 +465,9 @@ class RedisRoomStore:
             raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
         live = self.rooms.get(room_id)
         if live is None:
-            pending = self._activating.get(room_id)
-            if pending is not None:
-                live = await asyncio.shield(pending)
-            else:
-                future = asyncio.get_running_loop().create_future()
-                self._activating[room_id] = future
-                try:
-                    live = await self._load(room_id, who=who, create=create)
-                    future.set_result(live)
-                except BaseException as exc:
-                    future.set_exception(exc)
-                    future.exception()
-                    raise
-                finally:
-                    del self._activating[room_id]
+            live = await self._activating.run(
+                room_id, lambda: self._load(room_id, who=who, create=create)
+            )
         live.last_used = time.monotonic()
         return live.config
 

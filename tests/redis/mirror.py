@@ -5,19 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sync.core.merge_patch import apply_patch as merge
 from tests.wsclient import Conn
-
-
-def merge(target: Any, patch: Any) -> Any:
-    if type(patch) is not dict:
-        return patch
-    out = dict(target) if type(target) is dict else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
-    return out
 
 
 class Mirror:
