@@ -36,7 +36,21 @@ def live_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('live-db') / 'db.sqlite3'}"
     migrate(url)
+    _flush_server_redis()
     return url
+
+
+def _flush_server_redis() -> None:
+    """CI's Redis pass: live servers start from an empty Redis database, like the DB."""
+    if os.environ.get("KASAGI_TEST_SERVER_REDIS") != "1":
+        return
+    import redis
+
+    from tests.live import SERVER_REDIS_URL
+
+    url = os.environ.get("KASAGI_TEST_SERVER_REDIS_URL", SERVER_REDIS_URL)
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ sockets carry them, rooms and the admin work with those users. Nothing in
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,9 @@ from tests.wsclient import Conn
 pytestmark = pytest.mark.timeout(120)
 
 SITE_SETTINGS = "tests.auth.site.settings"
+
+#: Unique per run: a Redis-backed server (CI's second pass) keeps closed rooms.
+ROOM = f"site-private-{os.getpid()}"
 
 
 def site_env(database_url: str) -> dict[str, str]:
@@ -89,28 +93,28 @@ async def test_tokens_rooms_and_sockets_with_the_site_users(
 
     as_ann = HttpClient(site_server.http_url, token=ann.token)
     made = await asyncio.to_thread(
-        as_ann.post, "/api/rooms/", json_body={"roomId": "site-private", "visibility": "private"}
+        as_ann.post, "/api/rooms/", json_body={"roomId": ROOM, "visibility": "private"}
     )
     assert made.status == 201, made.text
 
     player = await Conn.open(site_server.ws_url,
                              additional_headers={"Authorization": f"Token {ann.token}"})
-    full = await player.join("site-private", playerName="Ann")
+    full = await player.join(ROOM, playerName="Ann")
     me = full["payload"]["playerId"]
     assert full["payload"]["state"]["players"][me] == {
         "playerName": "Ann", "userId": ann.pk, "username": "ann@example.com",
     }
     stranger = await Conn.open(f"{site_server.ws_url}?token={bob.token}")
-    await stranger.send({"type": "JOIN_ROOM", "roomId": "site-private", "payload": {}})
+    await stranger.send({"type": "JOIN_ROOM", "roomId": ROOM, "payload": {}})
     assert (await stranger.expect("ERROR"))["payload"]["code"] == "FORBIDDEN"
 
     as_bob = HttpClient(site_server.http_url, token=bob.token)
-    refused = await asyncio.to_thread(as_bob.delete, "/api/rooms/site-private/")
+    refused = await asyncio.to_thread(as_bob.delete, f"/api/rooms/{ROOM}/")
     assert refused.status == 404
-    state = await asyncio.to_thread(as_ann.get, "/api/rooms/site-private/state/")
+    state = await asyncio.to_thread(as_ann.get, f"/api/rooms/{ROOM}/state/")
     assert state.json()["state"]["players"][me]["userId"] == ann.pk
 
-    closed = await asyncio.to_thread(as_ann.delete, "/api/rooms/site-private/")
+    closed = await asyncio.to_thread(as_ann.delete, f"/api/rooms/{ROOM}/")
     assert closed.status == 204
     assert (await player.expect("PLAYER_LEFT"))["payload"]["reason"] == "closed"
     await player.close()
