@@ -9,6 +9,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ..core.changes import LeaveReason
 from ..core.envelope import StateUpdate
+from ..core.errors import ErrorCode, ProtocolError
 from ..directory import Identity, RoomConfig
 
 
@@ -87,3 +88,40 @@ class SingleFlight(Generic[T]):
             raise
         finally:
             del self._pending[key]
+
+
+class LoadedRooms:
+    """The rooms loaded in this process: the lookups both stores share.
+
+    A loaded room (``LiveRoom`` of either store) offers ``state()`` and ``room``.
+    Subclasses fill ``rooms`` and ``closed`` and implement ``activate``.
+    """
+
+    rooms: dict[str, Any]
+    closed: set[str]
+
+    async def activate(self, room_id: str, *, who: Identity, create: bool) -> RoomConfig:
+        raise NotImplementedError
+
+    def peek(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
+        """(version, state) without awaiting; the persistence writer reads it on the loop."""
+        live = self.rooms.get(room_id)
+        return live.state() if live else None
+
+    def player_count(self, room_id: str) -> int:
+        live = self.rooms.get(room_id)
+        return len(live.room.players) if live else 0
+
+    def _live(self, room_id: str) -> Any:
+        live = self.rooms.get(room_id)
+        if live is None:
+            if room_id in self.closed:
+                raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, f"not in room {room_id}")
+        return live
+
+    async def _server_live(self, room_id: str) -> Any:
+        """A room for a server-side change: loaded on demand, never created."""
+        if room_id not in self.rooms:
+            await self.activate(room_id, who=Identity(), create=False)
+        return self.rooms[room_id]

@@ -24,7 +24,7 @@ from ..core.room_types import get_room_type
 from ..directory import Identity, RoomConfig, RoomDirectory
 from ..hub import Hub, RoomFanout
 from ..tokens import hash_token, new_player_id, new_token
-from .base import JoinResult, NullPersistence, Persistence, SingleFlight
+from .base import JoinResult, LoadedRooms, NullPersistence, Persistence, SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class LiveRoom:
         return self.room.version, self.room.snapshot()
 
 
-class MemoryRoomStore:
+class MemoryRoomStore(LoadedRooms):
     def __init__(
         self,
         hub: Hub,
@@ -264,35 +264,13 @@ class MemoryRoomStore:
         """(version, state) of a live room, or None if it is not loaded here."""
         return self.peek(room_id)
 
-    def peek(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
-        """The same without awaiting: the persistence writer reads it on the loop."""
-        live = self.rooms.get(room_id)
-        return live.state() if live else None
-
     def connected_players(self, room_id: str) -> dict[str, bool]:
         live = self.rooms.get(room_id)
         if live is None:
             return {}
         return {pid: s.connection is not None for pid, s in live.sessions.items()}
 
-    def player_count(self, room_id: str) -> int:
-        live = self.rooms.get(room_id)
-        return len(live.room.players) if live else 0
-
     # -- internals -------------------------------------------------------
-
-    def _live(self, room_id: str) -> LiveRoom:
-        live = self.rooms.get(room_id)
-        if live is None:
-            if room_id in self.closed:
-                raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
-            raise ProtocolError(ErrorCode.NOT_IN_ROOM, f"not in room {room_id}")
-        return live
-
-    async def _server_live(self, room_id: str) -> LiveRoom:
-        if room_id not in self.rooms:
-            await self.activate(room_id, who=Identity(), create=False)
-        return self.rooms[room_id]
 
     def _emit(self, room_id: str, live: LiveRoom, change: Change) -> int:
         live.last_change = time.time()

@@ -55,7 +55,7 @@ from ..directory import Identity, RoomConfig, RoomDirectory
 from ..hub import Hub, RoomFanout
 from ..tokens import hash_token, new_player_id, new_token
 from . import redis_keys as keys
-from .base import JoinResult, NullPersistence, Persistence, SingleFlight
+from .base import JoinResult, LoadedRooms, NullPersistence, Persistence, SingleFlight
 from .redis_mirror import UNLIMITED, MirrorRoom, change_of, seed_args_of
 from .redis_scripts import Scripts, text
 
@@ -133,7 +133,7 @@ class LiveRoom:
         self.waiters = []
 
 
-class RedisRoomStore:
+class RedisRoomStore(LoadedRooms):
     """Same interface as ``MemoryRoomStore``; the state of record is in Redis."""
 
     def __init__(
@@ -791,40 +791,18 @@ class RedisRoomStore:
             room_id, get_room_type("freeform"), self.limits, reply, max_players=None, now=0.0)
         return mirror.version, mirror.snapshot()
 
-    def peek(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
-        """The mirror's state without awaiting (the persistence writer reads it on the loop).
-
-        Only the process holding a room's snapshot lease reports it changed, so each
-        changed room is snapshotted by one process, not by every process.
-        """
-        live = self.rooms.get(room_id)
-        return live.state() if live else None
-
     def connected_players(self, room_id: str) -> dict[str, bool]:
         live = self.rooms.get(room_id)
         if live is None:
             return {}
         return {pid: (room_id, pid) not in self.disconnected for pid in live.room.players}
 
-    def player_count(self, room_id: str) -> int:
-        live = self.rooms.get(room_id)
-        return len(live.room.players) if live else 0
-
     # -- internals --------------------------------------------------------------
 
     def _live(self, room_id: str) -> LiveRoom:
-        live = self.rooms.get(room_id)
-        if live is None:
-            if room_id in self.closed:
-                raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
-            raise ProtocolError(ErrorCode.NOT_IN_ROOM, f"not in room {room_id}")
+        live = super()._live(room_id)
         live.last_used = time.monotonic()
         return live
-
-    async def _server_live(self, room_id: str) -> LiveRoom:
-        if room_id not in self.rooms:
-            await self.activate(room_id, who=Identity(), create=False)
-        return self.rooms[room_id]
 
     async def _reach(self, live: LiveRoom, version: int) -> None:
         """Wait until the mirror has applied ``version`` (read-your-writes for the caller)."""

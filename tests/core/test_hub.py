@@ -8,6 +8,7 @@ the same hub behind real daphne.
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -74,6 +75,19 @@ def normalized(state: dict[str, Any]) -> dict[str, Any]:
     return {"players": state.get("players", {}), "entities": state.get("entities", {})}
 
 
+@contextmanager
+def hand_driven_room():
+    """A hub on a loop that never runs (ticks are called by hand) and one room."""
+    loop = asyncio.new_event_loop()
+    try:
+        hub = Hub(0.05)
+        hub._loop = loop
+        room = Room("r", get_room_type("freeform"), Limits())
+        yield hub, room, hub.room("r", lambda: (room.version, room.snapshot()))
+    finally:
+        loop.close()
+
+
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("join"), st.booleans()),
@@ -91,12 +105,7 @@ operations = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(operations)
 def test_every_member_sees_a_gapless_chain_that_rebuilds_the_room(ops):
-    loop = asyncio.new_event_loop()
-    try:
-        hub = Hub(0.05)
-        hub._loop = loop
-        room = Room("r", get_room_type("freeform"), Limits())
-        fanout = hub.room("r", lambda: (room.version, room.snapshot()))
+    with hand_driven_room() as (_hub, room, fanout):
         members: list[Member] = []
 
         def publish(change):
@@ -138,17 +147,10 @@ def test_every_member_sees_a_gapless_chain_that_rebuilds_the_room(ops):
             version, state = replay(member.writer.frames)
             assert version == room.version
             assert normalized(state) == room.snapshot()
-    finally:
-        loop.close()
 
 
 def test_one_tick_sends_one_composed_delta_encoded_once():
-    loop = asyncio.new_event_loop()
-    try:
-        hub = Hub(0.05)
-        hub._loop = loop
-        room = Room("r", get_room_type("freeform"), Limits())
-        fanout = hub.room("r", lambda: (room.version, room.snapshot()))
+    with hand_driven_room() as (hub, room, fanout):
         room.join("p1", {}, now=0)
         a, b = Member("p1"), Member(None)
         for member in (a, b):
@@ -165,17 +167,10 @@ def test_one_tick_sends_one_composed_delta_encoded_once():
         assert (delta["baseVersion"], delta["version"]) == (1, 6)
         assert delta["payload"] == {"players": {"p1": {"x": 5}}}
         assert sent[0] is sent[1]  # the same bytes object went to both members
-    finally:
-        loop.close()
 
 
 def test_closing_tells_members_then_detaches_them():
-    loop = asyncio.new_event_loop()
-    try:
-        hub = Hub(0.05)
-        hub._loop = loop
-        room = Room("r", get_room_type("freeform"), Limits())
-        fanout = hub.room("r", lambda: (room.version, room.snapshot()))
+    with hand_driven_room() as (_hub, _room, fanout):
         member = Member(None)
         fanout.attach(member)
         fanout.send_full_state(member, resumed=False)
@@ -184,5 +179,3 @@ def test_closing_tells_members_then_detaches_them():
         assert member.writer.frames[-1]["payload"]["code"] == "ROOM_CLOSED"
         assert member.detached == ["closed"]
         assert not fanout.members
-    finally:
-        loop.close()
