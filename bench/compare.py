@@ -53,6 +53,7 @@ WORKLOAD_OPTIONS = (
     "idle",
     "procs",
     "connect_concurrency",
+    "encoding",
 )
 
 

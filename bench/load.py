@@ -35,6 +35,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import msgpack
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -52,6 +53,12 @@ PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 loads = orjson.loads
 dumps = orjson.dumps
 time_ns = time.time_ns
+MSGPACK_SUBPROTOCOL = "kasagi.msgpack"
+#: encoding name -> (encode, decode, frames are text)
+WIRE = {
+    "json": (orjson.dumps, orjson.loads, True),
+    "msgpack": (msgpack.packb, msgpack.unpackb, False),
+}
 
 
 # --------------------------------------------------------------------------
@@ -76,6 +83,7 @@ class Config:
     room_prefix: str = "bench"
     connect_concurrency: int = 50
     join_timeout: float = 30.0
+    encoding: str = "json"
 
     @property
     def idle_mode(self) -> bool:
@@ -154,10 +162,11 @@ def raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def open_socket(url: str, timeout: float) -> ClientConnection:
+async def open_socket(url: str, timeout: float, encoding: str = "json") -> ClientConnection:
     """One lean client socket: no compression, no client pings (the server pings), no size cap."""
     return await connect(
         url,
+        subprotocols=[MSGPACK_SUBPROTOCOL] if encoding == "msgpack" else None,
         compression=None,
         ping_interval=None,
         max_size=None,
@@ -168,8 +177,8 @@ async def open_socket(url: str, timeout: float) -> ClientConnection:
     )
 
 
-def send_text_now(ws: ClientConnection, data: bytes) -> bool:
-    """Write one text frame without awaiting; False when the socket is not open.
+def send_now(ws: ClientConnection, data: bytes, text: bool = True) -> bool:
+    """Write one frame without awaiting; False when the socket is not open.
 
     ``await ws.send()`` spends most of a small frame's cost in its async context
     manager; here the Sans-I/O protocol frames the message and the transport
@@ -178,7 +187,10 @@ def send_text_now(ws: ClientConnection, data: bytes) -> bool:
     """
     if ws.protocol.state is not State.OPEN:
         return False
-    ws.protocol.send_text(data)
+    if text:
+        ws.protocol.send_text(data)
+    else:
+        ws.protocol.send_binary(data)
     ws.send_data()
     return True
 
@@ -275,6 +287,7 @@ class Worker:
     def __init__(self, cfg: Config, indices: list[int], conn: Any) -> None:
         self.cfg = cfg
         self.conn = conn
+        self.encode, self.decode, self.text = WIRE[cfg.encoding]
         self.clients = [Client(cfg, i) for i in indices]
         self.windows: dict[str, tuple[int, int]] = {}  # playerId -> its seq window
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -350,11 +363,11 @@ class Worker:
         async with sem:
             started = time.perf_counter()
             try:
-                c.ws = await open_socket(self.cfg.url, self.cfg.join_timeout)
+                c.ws = await open_socket(self.cfg.url, self.cfg.join_timeout, self.cfg.encoding)
                 c.joined = asyncio.get_running_loop().create_future()
                 self.spawn(self.read_loop(c))
                 await c.ws.send(
-                    dumps(
+                    self.encode(
                         {
                             "type": "JOIN_ROOM",
                             "roomId": c.room,
@@ -362,7 +375,7 @@ class Worker:
                             "payload": self.join_payload(c),
                         }
                     ),
-                    text=True,
+                    text=self.text,
                 )
                 await asyncio.wait_for(c.joined, self.cfg.join_timeout)
             except Exception as exc:  # counted, reported, and the client is left out
@@ -411,6 +424,7 @@ class Worker:
             return
         make = self.make_blob if self.cfg.blob_bytes else self.make_move
         lag = self.send_lag_us
+        encode, text = self.encode, self.text
         for k in range(1, max(c.last for c in clients) + 1):
             slot = base + (k - 1) * period
             for c in clients:
@@ -423,13 +437,13 @@ class Worker:
                     await asyncio.sleep(due - now)
                     now = loop.time()
                 lag.append(int((now - due) * 1e6))
-                data = dumps({"type": "STATE_UPDATE", "roomId": c.room, "payload": make(c, k)})
+                data = encode({"type": "STATE_UPDATE", "roomId": c.room, "payload": make(c, k)})
                 if ws.transport.get_write_buffer_size() < WRITE_BUFFER_LIMIT:
-                    if not send_text_now(ws, data):
+                    if not send_now(ws, data, text):
                         continue
                 else:
                     try:
-                        await ws.send(data, text=True)
+                        await ws.send(data, text=text)
                     except ConnectionClosed:
                         continue
                 self.frames_tx += 1
@@ -459,13 +473,14 @@ class Worker:
         assert ws is not None
         recv = ws.recv
         handlers = self.handlers
+        decode = self.decode
         try:
             while True:
                 data = await recv(decode=False)
                 self.frames += 1
                 self.bytes_rx += len(data)
                 try:
-                    msg = loads(data)
+                    msg = decode(data)
                     handler = handlers.get(msg.get("type"))
                     if handler is not None:
                         handler(c, msg)
@@ -486,7 +501,8 @@ class Worker:
             self.gaps += 1
             c.resyncing = True
             if c.ws is not None:
-                self.spawn(c.ws.send(dumps({"type": "RESYNC", "roomId": c.room}), text=True))
+                self.spawn(c.ws.send(self.encode({"type": "RESYNC", "roomId": c.room}),
+                                     text=self.text))
             return False
         c.version = msg.get("version")
         return True
@@ -1110,6 +1126,12 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
         default=50,
         help="handshakes in flight at once (all workers together)",
     )
+    parser.add_argument(
+        "--encoding",
+        choices=sorted(WIRE),
+        default="json",
+        help="json text frames, or msgpack binary frames (subprotocol kasagi.msgpack)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1149,6 +1171,7 @@ def main(argv: list[str] | None = None) -> int:
         procs=args.procs,
         room_prefix=prefix,
         connect_concurrency=args.connect_concurrency,
+        encoding=args.encoding,
     )
     result = run(cfg)
     line = orjson.dumps(result).decode()

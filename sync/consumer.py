@@ -26,6 +26,7 @@ from typing import Any
 from channels.exceptions import StopConsumer
 
 from .core.changes import LeaveReason
+from .core.codec import Codec, codec_for
 from .core.envelope import (
     ID_PATTERN,
     JoinRoom,
@@ -33,12 +34,11 @@ from .core.envelope import (
     Ping,
     Resync,
     StateUpdate,
-    decode_json,
     parse_envelope,
     request_id_of,
 )
 from .core.errors import ErrorCode, ProtocolError
-from .core.frames import encode, error_frame, pong_frame
+from .core.frames import error_frame, pong_frame
 from .directory import ANONYMOUS, Identity, may_join
 from .hub import Pending, RoomFanout, Writer, now_ms
 from .metrics import METRICS
@@ -78,13 +78,14 @@ class SyncConsumer:
     """One WebSocket connection (the hub's ``Member``)."""
 
     __slots__ = (
-        "__weakref__", "bucket", "closed_room", "fanout", "lag", "needs_full_state",
+        "__weakref__", "bucket", "closed_room", "codec", "fanout", "lag", "needs_full_state",
         "player_id", "room_id", "runtime", "session_token", "synced_version", "who", "writer",
     )
 
     player_id: str | None
     session_token: str | None
     writer: Writer
+    codec: Codec
     synced_version: int
     lag: list[Pending] | None
     needs_full_state: bool
@@ -152,7 +153,9 @@ class SyncConsumer:
         self.needs_full_state = False
         settings = runtime.settings
         self.bucket = TokenBucket(settings.rate_limit, settings.rate_burst)
-        await send({"type": "websocket.accept", "subprotocol": None})
+        self.codec = codec = codec_for(scope.get("subprotocols"))
+        subprotocol = codec.name if codec.binary else None
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
         self.writer = writer_for(send)
         METRICS.connections += 1
 
@@ -165,11 +168,12 @@ class SyncConsumer:
                 if self.bucket.abusive():
                     await self.writer.close(POLICY_VIOLATION, "rate limit exceeded")
                     return
-                raise _unparsed(raw, ErrorCode.RATE_LIMITED, "too many messages; dropped")
+                raise self._unparsed(raw, ErrorCode.RATE_LIMITED, "too many messages; dropped")
             limit = self.runtime.limits.max_frame_bytes
             if len(raw) > limit // 4 and _byte_length(raw) > limit:
-                raise _unparsed(raw, ErrorCode.PAYLOAD_TOO_LARGE, f"frame exceeds {limit} bytes")
-            parsed = parse_envelope(decode_json(raw), self.runtime.limits)
+                raise self._unparsed(
+                    raw, ErrorCode.PAYLOAD_TOO_LARGE, f"frame exceeds {limit} bytes")
+            parsed = parse_envelope(self.codec.decode(raw), self.runtime.limits)
         except ProtocolError as exc:
             self.send_error(exc)
             return
@@ -184,7 +188,8 @@ class SyncConsumer:
             self.send_error(exc)
         except Exception:
             logger.exception("handler failed")
-            error = _unparsed(raw, ErrorCode.INTERNAL, "internal error; the message had no effect")
+            error = self._unparsed(
+                raw, ErrorCode.INTERNAL, "internal error; the message had no effect")
             self.send_error(error)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
@@ -292,21 +297,21 @@ class SyncConsumer:
         self._send_frame(error_frame(error, now_ms()))
 
     def _send_frame(self, frame: dict[str, Any]) -> None:
-        self.writer.write(encode(frame))
+        codec = self.codec
+        self.writer.write(codec.encode(frame), codec.binary)
+
+    def _unparsed(self, raw: str | bytes, code: ErrorCode, message: str) -> ProtocolError:
+        """An error about a frame we did not (fully) handle, echoing what is valid of it."""
+        try:
+            data = self.codec.decode(raw)
+        except ProtocolError:
+            data = None
+        room_id = data.get("roomId") if type(data) is dict else None
+        return ProtocolError(
+            code, message, request_id=request_id_of(data),
+            room_id=room_id if type(room_id) is str and ID_PATTERN.fullmatch(room_id) else None,
+        )
 
 
 def _byte_length(raw: str | bytes) -> int:
     return len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
-
-
-def _unparsed(raw: str | bytes, code: ErrorCode, message: str) -> ProtocolError:
-    """An error about a frame we did not (fully) handle, echoing what is valid of it."""
-    try:
-        data = decode_json(raw)
-    except ProtocolError:
-        data = None
-    room_id = data.get("roomId") if type(data) is dict else None
-    return ProtocolError(
-        code, message, request_id=request_id_of(data),
-        room_id=room_id if type(room_id) is str and ID_PATTERN.fullmatch(room_id) else None,
-    )

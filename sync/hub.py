@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .core.changes import Change, ChangeKind, LeaveReason
+from .core.codec import Codec
 from .core.errors import ErrorCode, ProtocolError
-from .core.frames import change_frame, delta_frame, encode, error_frame, full_state_frame
+from .core.frames import change_frame, delta_frame, error_frame, full_state_frame
 from .core.merge_patch import NotComposable, compose
 from .metrics import METRICS
 
@@ -61,6 +62,8 @@ class Member(Protocol):
     player_id: str | None
     session_token: str | None
     writer: Writer
+    #: JSON or MessagePack, chosen at the handshake
+    codec: Codec
     #: Version of the last FULL_STATE or state-changing frame this member was sent.
     synced_version: int
     #: Changes held back while the member's socket is slow (None: not lagging).
@@ -127,7 +130,7 @@ class RoomFanout:
             player_id=member.player_id, session_token=member.session_token,
             resumed=resumed, timestamp=now_ms(), request_id=request_id,
         )
-        self.hub.write(member, encode(frame))
+        self.hub.write(member, member.codec.encode(frame))
         member.synced_version = version
         if member.lag is not None:
             member.lag = None
@@ -221,7 +224,7 @@ class RoomFanout:
             self.lagging += 1
             self._add_lag(member, batch.items)
             return
-        frames, version = batch.frames_from(start)
+        frames, version = batch.frames_from(start, member.codec)
         for data in frames:
             self.hub.write(member, data)
         member.synced_version = version
@@ -262,7 +265,7 @@ class RoomFanout:
         batch = _Batch(self.room_id, lag, now_ms())
         start = batch.start_for(member.synced_version)
         if start is not None:
-            frames, member.synced_version = batch.frames_from(start)
+            frames, member.synced_version = batch.frames_from(start, member.codec)
             for data in frames:
                 self.hub.write(member, data)
         if member.lag is not None:
@@ -273,13 +276,13 @@ class RoomFanout:
         """Detach kicked players and, on close, everybody, once they were told."""
         for item in items:
             if item.kind is None:
-                closed = encode(error_frame(
+                closed = error_frame(
                     ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed",
                                   room_id=self.room_id),
                     now_ms(),
-                ))
+                )
                 for member in list(self.members.values()):
-                    self.hub.write(member, closed)
+                    self.hub.write(member, member.codec.encode(closed))
                     self.detach(member)
                     member.on_detached(self.room_id, LeaveReason.CLOSED.value)
             elif item.kind is ChangeKind.LEFT and item.payload["reason"] == LeaveReason.KICKED:
@@ -290,15 +293,18 @@ class RoomFanout:
 
 
 class _Batch:
-    """One flush's items; frames are built per starting index and cached."""
+    """One flush's items; frames are built per starting index, encoded once per
+    codec in use (JSON, MessagePack), and cached: every member starting at the
+    same version with the same codec is sent the same bytes object."""
 
-    __slots__ = ("_cache", "items", "room_id", "timestamp")
+    __slots__ = ("_cache", "_frames", "items", "room_id", "timestamp")
 
     def __init__(self, room_id: str, items: list[Pending], timestamp: int) -> None:
         self.room_id = room_id
         self.items = [item for item in items if item.kind is not None]
         self.timestamp = timestamp
-        self._cache: dict[int, tuple[list[bytes], int]] = {}
+        self._frames: dict[int, tuple[list[dict[str, Any]], int]] = {}
+        self._cache: dict[tuple[int, Codec], tuple[list[bytes], int]] = {}
 
     def start_for(self, synced_version: int) -> int | None:
         for index, item in enumerate(self.items):
@@ -311,8 +317,15 @@ class _Batch:
                 return index
         return None
 
-    def frames_from(self, start: int) -> tuple[list[bytes], int]:
-        cached = self._cache.get(start)
+    def frames_from(self, start: int, codec: Codec) -> tuple[list[bytes], int]:
+        cached = self._cache.get((start, codec))
+        if cached is None:
+            frames, version = self._messages_from(start)
+            cached = self._cache[start, codec] = ([codec.encode(f) for f in frames], version)
+        return cached
+
+    def _messages_from(self, start: int) -> tuple[list[dict[str, Any]], int]:
+        cached = self._frames.get(start)
         if cached is not None:
             return cached
         items, frames = self.items, []
@@ -330,16 +343,16 @@ class _Batch:
                         break
                     version = items[index].version
                     index += 1
-                frames.append(encode(delta_frame(
-                    self.room_id, item.base_version, version, patch, self.timestamp)))
+                frames.append(delta_frame(
+                    self.room_id, item.base_version, version, patch, self.timestamp))
             else:
                 version = item.version
-                frames.append(encode(change_frame(
+                frames.append(change_frame(
                     self.room_id,
                     Change(item.kind, item.base_version, item.version, item.patch, item.payload),
                     self.timestamp,
-                )))
-        self._cache[start] = (frames, version)
+                ))
+        self._frames[start] = (frames, version)
         return frames, version
 
 
@@ -390,6 +403,6 @@ class Hub:
 
     @staticmethod
     def write(member: Member, data: bytes) -> None:
-        member.writer.write(data)
+        member.writer.write(data, member.codec.binary)
         METRICS.frames_out += 1
         METRICS.bytes_out += len(data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgpack
 import orjson
 import websockets
 
@@ -63,6 +64,34 @@ class Conn:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class MsgpackConn(Conn):
+    """A client that offered ``kasagi.msgpack``: binary MessagePack frames both ways.
+
+    ``binary`` records, per received frame, whether it came as a binary frame.
+    """
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        super().__init__(ws)
+        self.binary: list[bool] = []
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> MsgpackConn:
+        return cls(await websockets.connect(
+            url, max_size=None, subprotocols=["kasagi.msgpack"], **options))
+
+    async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        if isinstance(message, dict):
+            message = msgpack.packb(message)
+        await self.ws.send(message)
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        self.binary.append(isinstance(raw, bytes))
+        frame = msgpack.unpackb(raw) if isinstance(raw, bytes) else orjson.loads(raw)
+        self.seen.append(frame)
+        return frame
 
 
 async def connect(url: str, **options: Any) -> Conn:

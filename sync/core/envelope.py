@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import orjson
-
+from .codec import decode_json
 from .errors import ErrorCode, ProtocolError
 from .limits import Limits
 from .merge_patch import depth, longest_key
@@ -66,13 +65,6 @@ class Ping:
 
 
 ClientMessage = JoinRoom | LeaveRoom | StateUpdate | Resync | Ping
-
-
-def decode_json(raw: str | bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid JSON") from exc
 
 
 def parse_message(raw: str | bytes, limits: Limits) -> ClientMessage:

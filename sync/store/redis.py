@@ -165,7 +165,7 @@ class RedisRoomStore(LoadedRooms):
             redis_url, socket_timeout=READ_BLOCK_MS / 1000 + 5, socket_connect_timeout=1.0,
             socket_keepalive=True, retry=Retry(NoBackoff(), 0),
         )
-        self.scripts = Scripts(self.redis)
+        self.scripts = Scripts(self.redis, timeout=COMMAND_TIMEOUT)
         self.rooms: dict[str, LiveRoom] = {}
         self.closed: set[str] = set()
         self.local: dict[tuple[str, str], LocalPlayer] = {}

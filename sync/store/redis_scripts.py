@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections import deque
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Connection, Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import redis_keys as keys
@@ -59,27 +58,26 @@ class _Script:
 
 
 class Scripts:
-    """Room scripts pipelined on one connection of their own.
+    """Room scripts batched on one connection of their own.
 
-    Every call made in the same loop iteration is packed into one write and
-    sent without waiting for earlier batches' replies; one reader task takes
-    the replies in order (Redis answers one connection's commands in order)
-    and resolves each call's future. Hundreds of sockets writing at once thus
-    cost a few large writes and no round-trip wait. redis-py's pipeline was
-    measured at ~20 % of a busy process: it packs in Python (``hiredis`` packs
-    the same command ~8× faster), checks out a pooled connection and sends
-    ``SCRIPT EXISTS`` before every batch. A script missing from Redis's cache
-    (``NOSCRIPT``, after a restart) is loaded and the call retried once.
+    Calls made while the previous batch is on the wire queue up and go out
+    together as one write once it is answered (a batch per round trip, the
+    way auto-pipelining clients do): under load a batch carries many calls
+    and a process makes few ``send`` calls; when quiet a call goes out in the
+    next loop iteration. redis-py's pipeline was measured at ~20 % of a busy
+    process: it packs in Python (``hiredis.pack_command`` is ~8× faster),
+    checks out a pooled connection, sends ``SCRIPT EXISTS`` before every
+    batch and arms a timeout per reply (here: one per batch). A script
+    missing from Redis's cache (``NOSCRIPT``, after a restart) is loaded and
+    the call retried once.
     """
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, *, timeout: float) -> None:
         self._client = client
-        self._connection: Any = None
+        self._timeout = timeout
+        self._connection: Connection | None = None
         self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
-        self._in_flight: deque[asyncio.Future[Any]] = deque()
         self._sender: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._discarding: set[asyncio.Task[None]] = set()
         self._room = {
             name: _Script(_PRELUDE + (_LUA / f"{name}.lua").read_text()) for name in ROOM_SCRIPTS
         }
@@ -112,75 +110,57 @@ class Scripts:
         future = loop.create_future()
         self._pending.append((packed, future))
         if self._sender is None:
-            self._sender = loop.create_task(self._send())
+            self._sender = loop.create_task(self._flush())
         return future
 
-    async def _send(self) -> None:
-        """Write what queued up in this loop iteration (and while the last write drained)."""
+    async def _flush(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    if self._connection is None:
-                        self._connection = await self._client.connection_pool.get_connection()
-                    self._in_flight.extend(future for _, future in batch)
-                    await self._connection.send_packed_command(
-                        b"".join(packed for packed, _ in batch), check_health=False)
+                    replies = await self._exchange([packed for packed, _ in batch])
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    self._broken(exc)
+                    await self._drop()
                     continue
-                if self._reader is None:
-                    self._reader = asyncio.get_running_loop().create_task(self._read())
+                for (_, future), reply in zip(batch, replies, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(reply, Exception):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
         finally:
             self._sender = None
 
-    async def _read(self) -> None:
-        """Resolve in-flight calls with their replies, in order."""
-        try:
-            while self._in_flight:
+    async def _exchange(self, commands: list[bytes]) -> list[Any]:
+        """Send the batch in one write and read its replies, all within one timeout."""
+        connection = self._connection
+        if connection is None:
+            pool = self._client.connection_pool
+            connection = self._connection = pool.connection_class(
+                **{**pool.connection_kwargs, "socket_timeout": None})
+        replies: list[Any] = []
+        async with asyncio.timeout(self._timeout):
+            await connection.send_packed_command(b"".join(commands), check_health=False)
+            for _ in commands:
                 try:
-                    reply = await self._connection.read_response()
-                except ResponseError as exc:  # this call's error; the stream goes on
-                    reply = exc
-                except Exception as exc:
-                    self._broken(exc)
-                    return
-                future = self._in_flight.popleft()
-                if future.done():
-                    continue
-                if isinstance(reply, Exception):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
-        finally:
-            self._reader = None
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:  # this call's error; the others stand
+                    replies.append(exc)
+        return replies
 
-    def _broken(self, exc: Exception) -> None:
-        """The connection failed: calls in flight fail; the next write takes a new one."""
-        while self._in_flight:
-            future = self._in_flight.popleft()
-            if not future.done():
-                future.set_exception(exc)
+    async def _drop(self) -> None:
+        """After a failure the connection's stream position is unknown: start afresh."""
         connection, self._connection = self._connection, None
         if connection is not None:
-            task = asyncio.get_running_loop().create_task(self._discard(connection))
-            self._discarding.add(task)
-            task.add_done_callback(self._discarding.discard)
-
-    async def _discard(self, connection: Any) -> None:
-        with contextlib.suppress(Exception):
-            await connection.disconnect(nowait=True)
-        with contextlib.suppress(Exception):
-            await self._client.connection_pool.release(connection)
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
 
     async def close(self) -> None:
-        """Give the connection back (before the client closes its pool)."""
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await self._discard(connection)
+        await self._drop()
 
     async def reap(self, proc: str, grace_ms: int) -> int:
         return await self._plain["reap"](

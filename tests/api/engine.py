@@ -16,6 +16,7 @@ import pytest
 
 from sync import runtime
 from sync.conf import kasagi_settings
+from sync.core.codec import JSON
 from sync.directory import MemoryDirectory
 from sync.hub import Hub
 from sync.store.base import NullPersistence
@@ -47,6 +48,7 @@ class FakeMember:
         self.player_id: str | None = None
         self.session_token: str | None = None
         self.writer = self
+        self.codec = JSON
         self.synced_version = -1
         self.lag = None
         self.needs_full_state = False

@@ -11,11 +11,13 @@ import asyncio
 from contextlib import contextmanager
 from typing import Any
 
+import msgpack
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.core.changes import LeaveReason
+from sync.core.codec import JSON, MSGPACK, Codec
 from sync.core.limits import Limits
 from sync.core.merge_patch import apply_patch
 from sync.core.room import Room
@@ -26,19 +28,22 @@ from sync.hub import LAG_HIGH, Hub
 class ListWriter:
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
+        self.binary: list[bool] = []
         self.pending = 0
 
     def write(self, data: bytes, binary: bool = False) -> None:
-        self.frames.append(orjson.loads(data))
+        self.frames.append(msgpack.unpackb(data) if binary else orjson.loads(data))
+        self.binary.append(binary)
 
     def backlog(self) -> int:
         return self.pending
 
 
 class Member:
-    def __init__(self, player_id: str | None) -> None:
+    def __init__(self, player_id: str | None, codec: Codec = JSON) -> None:
         self.player_id = player_id
         self.session_token = "t" if player_id else None
+        self.codec = codec
         self.writer = ListWriter()
         self.synced_version = -1
         self.lag = None
@@ -167,6 +172,33 @@ def test_one_tick_sends_one_composed_delta_encoded_once():
         assert (delta["baseVersion"], delta["version"]) == (1, 6)
         assert delta["payload"] == {"players": {"p1": {"x": 5}}}
         assert sent[0] is sent[1]  # the same bytes object went to both members
+
+
+def test_json_and_msgpack_members_get_the_same_frames_each_encoded_once():
+    with hand_driven_room() as (hub, room, fanout):
+        room.join("p1", {}, now=0)
+        members = [Member("p1", JSON), Member(None, MSGPACK), Member(None, JSON),
+                   Member(None, MSGPACK)]
+        for member in members:
+            fanout.attach(member)
+            fanout.send_full_state(member, resumed=False)
+        for x in range(3):
+            fanout.publish(room.update_player("p1", {"x": x}, now=0))
+        sent: dict[int, bytes] = {}
+        original = hub.write
+        hub.write = lambda member, data: (sent.__setitem__(id(member), data),
+                                          original(member, data))
+        fanout.flush()
+        json_a, pack_a, json_b, pack_b = members
+        assert json_b.writer.frames == pack_b.writer.frames  # same messages, two encodings
+        assert json_a.writer.frames[-1] == pack_a.writer.frames[-1]
+        assert json_a.writer.binary == [False, False] and pack_a.writer.binary == [True, True]
+        assert sent[id(json_a)] is sent[id(json_b)] and sent[id(pack_a)] is sent[id(pack_b)]
+        assert msgpack.unpackb(sent[id(pack_a)]) == orjson.loads(sent[id(json_a)])
+        fanout.close()
+        fanout.flush()
+        assert pack_b.writer.frames[-1]["payload"]["code"] == "ROOM_CLOSED"
+        assert pack_b.writer.binary[-1] is True
 
 
 def test_closing_tells_members_then_detaches_them():

@@ -1,0 +1,104 @@
+"""Wire encodings (PROTOCOL.md §1): JSON text frames, or MessagePack binary frames
+for a client that offers the WebSocket subprotocol ``kasagi.msgpack``.
+
+A connection picks its codec once, at the handshake; every frame it is sent
+uses it (the hub encodes a tick's frame once per codec in use in the room).
+Both decode into the same Python values and are validated by the same
+envelope parser. MessagePack can carry what JSON cannot (bytes, extension
+types, NaN/Infinity, non-string map keys); such a frame is refused as
+``BAD_JSON`` before it reaches a room, so a room's state always stays valid
+JSON for every other client.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import orjson
+
+from .errors import ErrorCode, ProtocolError
+
+MSGPACK_SUBPROTOCOL = "kasagi.msgpack"
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    name: str
+    #: frames are WebSocket binary (MessagePack) rather than text (JSON) frames
+    binary: bool
+
+    def encode(self, message: dict[str, Any]) -> bytes:
+        if self.binary:
+            return msgpack.packb(message)
+        return orjson.dumps(message)
+
+    def decode(self, raw: str | bytes) -> Any:
+        """One client frame as Python values; ProtocolError BAD_JSON if it is not one.
+
+        A text frame is JSON whatever the codec (a MessagePack client may still
+        send JSON text); a binary frame is MessagePack on a MessagePack connection.
+        """
+        if self.binary and isinstance(raw, bytes):
+            return decode_msgpack(raw)
+        return decode_json(raw)
+
+
+JSON = Codec("json", binary=False)
+MSGPACK = Codec(MSGPACK_SUBPROTOCOL, binary=True)
+
+
+def codec_for(subprotocols: list[str] | tuple[str, ...] | None) -> Codec:
+    """The codec a handshake asked for (JSON unless ``kasagi.msgpack`` is offered)."""
+    return MSGPACK if subprotocols and MSGPACK_SUBPROTOCOL in subprotocols else JSON
+
+
+def decode_json(raw: str | bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid JSON") from exc
+
+
+def decode_msgpack(raw: bytes) -> Any:
+    try:
+        data = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_no_ext)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid MessagePack") from exc
+    if not _json_like(data):
+        raise ProtocolError(
+            ErrorCode.BAD_JSON,
+            "frame holds values JSON cannot represent (bytes, NaN, Infinity or non-string keys)",
+        )
+    return data
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ProtocolError(ErrorCode.BAD_JSON, f"MessagePack extension type {code} is not allowed")
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def _json_like(value: Any) -> bool:
+    """True if ``value`` is made only of what JSON can carry."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if any(type(key) is not str for key in item):
+                return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
