@@ -359,6 +359,14 @@ class DatabasePersistence:
     # -- hooks the store calls (return at once, never raise) --------------------
 
     def room_changed(self, room_id: str) -> None:
+        timer_loop = self._timer_loop
+        if (
+            room_id in self._dirty
+            and self._timer is not None
+            and timer_loop is not None
+            and not timer_loop.is_closed()
+        ):
+            return  # already queued for the armed write: the common case, once per change
         self._dirty.add(room_id)
         if self._stopped:
             return

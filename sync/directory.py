@@ -28,7 +28,10 @@ class Identity:
         """Server-owned fields an authenticated player carries in its state."""
         if self.user_id is None:
             return {}
-        return {"userId": self.user_id, "username": self.username}
+        # A UUID (or other non-integer) primary key travels as its string form, so
+        # the state holds only JSON values and reads the same on every codec/process.
+        user_id = self.user_id if type(self.user_id) is int else str(self.user_id)
+        return {"userId": user_id, "username": self.username}
 
 
 ANONYMOUS = Identity()

@@ -32,7 +32,7 @@ class Codec:
 
     def encode(self, message: dict[str, Any]) -> bytes:
         if self.binary:
-            return msgpack.packb(message)
+            return msgpack.packb(message, default=_as_json_value)
         return orjson.dumps(message)
 
     def decode(self, raw: str | bytes) -> Any:
@@ -75,6 +75,12 @@ def decode_msgpack(raw: bytes) -> Any:
             "frame holds values JSON cannot represent (bytes, NaN, Infinity or non-string keys)",
         )
     return data
+
+
+def _as_json_value(value: Any) -> Any:
+    """What orjson would write for a value MessagePack has no type for (UUID,
+    datetime, dataclass...), so both codecs send the same thing."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def _no_ext(code: int, data: bytes) -> Any:

@@ -120,6 +120,29 @@ async def test_mirror_equals_a_fresh_joiners_full_state(clients: ClientFactory) 
     assert a.stats.stale == 0
 
 
+async def test_msgpack_client_mirrors_the_same_room_as_a_json_client(
+    clients: ClientFactory,
+) -> None:
+    room = new_room("msgpack")
+    packed = await clients(encoding="msgpack")
+    plain = await clients()
+    await packed.join(room, playerName="M", x=1)
+    await plain.join(room, playerName="J")
+    assert packed.binary and not plain.binary
+
+    await packed.update(x=2, pos=[1.5, -3], wait=True)
+    await plain.update_entity("flag", {"owner": plain.player_id}, wait=True)
+    with pytest.raises(VersionConflict):  # typed errors arrive over MessagePack too
+        await packed.update(x=3, expected_version=0, wait=True)
+    await plain.wait_for_version(packed.version, timeout=5)
+    await packed.wait_for_version(plain.version, timeout=5)
+
+    assert packed.state == plain.state
+    assert packed.state["players"][packed.player_id] == {"playerName": "M", "x": 2,
+                                                          "pos": [1.5, -3]}
+    assert packed.stats.gaps == 0 and packed.stats.malformed == 0
+
+
 async def test_noop_update_is_confirmed_at_the_current_version(clients: ClientFactory) -> None:
     a = await clients()
     await a.join(new_room("noop"), x=3)

@@ -56,7 +56,7 @@ from .events import (
     parse_server_message,
 )
 from .mirror import ChainOutcome, StateMirror
-from .wire import decode, encode, envelope
+from .wire import MSGPACK_SUBPROTOCOL, decode, encode, encode_msgpack, envelope
 
 __all__ = ["ClientStats", "KasagiClient", "UpdateResult", "connect"]
 
@@ -138,6 +138,9 @@ class KasagiClient:
         open_timeout: seconds for the WebSocket handshake.
         max_frame_size: largest server frame accepted, in bytes.
         ws_options: extra keyword arguments for ``websockets.asyncio.client.connect``.
+        encoding: ``"json"`` (text frames) or ``"msgpack"``: offer the subprotocol
+            ``kasagi.msgpack`` and use binary MessagePack frames when the server
+            accepts it (about a third fewer bytes; needs ``kasagi-client[msgpack]``).
     """
 
     def __init__(
@@ -155,8 +158,16 @@ class KasagiClient:
         open_timeout: float = 10.0,
         max_frame_size: int = DEFAULT_MAX_FRAME,
         ws_options: Mapping[str, Any] | None = None,
+        encoding: str = "json",
     ) -> None:
+        if encoding not in ("json", "msgpack"):
+            raise ValueError("encoding must be 'json' or 'msgpack'")
+        if encoding == "msgpack":
+            import msgpack  # noqa: F401 - fail now, not at the first frame
         self.url = url
+        self.encoding = encoding
+        #: the server accepted ``kasagi.msgpack`` on the current socket
+        self.binary = False
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.max_reconnect_attempts = max_reconnect_attempts
@@ -506,7 +517,7 @@ class KasagiClient:
         if ws is None or not self._connected or (ready and self._rejoining):
             raise NotConnected("not connected (a reconnect is under way)")
         try:
-            await ws.send(encode(msg))
+            await ws.send(encode_msgpack(msg) if self.binary else encode(msg))
         except ConnectionClosed as exc:
             raise ConnectionLost("the connection closed while sending") from exc
         self.stats.messages_out += 1
@@ -753,7 +764,13 @@ class KasagiClient:
 
     async def _open_socket(self) -> ClientConnection:
         headers = {"Authorization": f"Token {self._token}"} if self._token else {}
-        return await ws_connect(self.url, additional_headers=headers, **self._ws_options)
+        options = dict(self._ws_options)
+        if self.encoding == "msgpack":
+            options.setdefault("subprotocols", [MSGPACK_SUBPROTOCOL])
+        ws = await ws_connect(self.url, additional_headers=headers, **options)
+        # A server without MessagePack support answers without the subprotocol: JSON then.
+        self.binary = ws.subprotocol == MSGPACK_SUBPROTOCOL
+        return ws
 
     async def _supervise(self) -> None:
         """Read frames in order; on a drop, reconnect with backoff and rejoin."""

@@ -1,4 +1,6 @@
-"""Envelope encoding (PROTOCOL.md §2): one JSON object per text frame, via orjson.
+"""Envelope encoding (PROTOCOL.md §1–§2): one JSON object per text frame, via orjson,
+or one MessagePack map per binary frame once the server accepted the subprotocol
+``kasagi.msgpack`` (needs the ``msgpack`` package: ``pip install kasagi-client[msgpack]``).
 
 Builds the client → server messages and decodes server frames. Pure: the
 client passes the bytes to the socket itself.
@@ -14,7 +16,9 @@ import orjson
 from .errors import RequestId
 from .events import MalformedMessage
 
-__all__ = ["decode", "encode", "envelope"]
+__all__ = ["MSGPACK_SUBPROTOCOL", "decode", "encode", "encode_msgpack", "envelope"]
+
+MSGPACK_SUBPROTOCOL = "kasagi.msgpack"
 
 
 def envelope(
@@ -46,12 +50,28 @@ def encode(msg: Mapping[str, Any]) -> str:
     return orjson.dumps(msg).decode()
 
 
+def encode_msgpack(msg: Mapping[str, Any]) -> bytes:
+    """Serialise for a binary frame (a connection that negotiated ``kasagi.msgpack``)."""
+    import msgpack
+
+    return msgpack.packb(msg)
+
+
 def decode(frame: str | bytes) -> dict[str, Any]:
-    """Parse one server frame; anything but a JSON object is a protocol fault."""
-    try:
-        msg = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedMessage(f"frame is not JSON: {exc}") from exc
+    """Parse one server frame: text is JSON, binary is MessagePack; anything but an
+    object is a protocol fault."""
+    if isinstance(frame, bytes):
+        try:
+            import msgpack
+
+            msg = msgpack.unpackb(frame)
+        except Exception as exc:  # ImportError, or msgpack's several decode errors
+            raise MalformedMessage(f"binary frame is not MessagePack: {exc}") from exc
+    else:
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedMessage(f"frame is not JSON: {exc}") from exc
     if not isinstance(msg, dict):
-        raise MalformedMessage("frame is not a JSON object")
+        raise MalformedMessage("frame is not an object")
     return msg
