@@ -57,7 +57,7 @@ from ..tokens import hash_token, new_player_id, new_token
 from . import redis_keys as keys
 from .base import JoinResult, LoadedRooms, NullPersistence, Persistence, SingleFlight
 from .redis_mirror import UNLIMITED, MirrorRoom, change_of, seed_args_of
-from .redis_scripts import Scripts, text
+from .redis_scripts import RawConnection, Scripts, pack_command, text
 
 logger = logging.getLogger(__name__)
 
@@ -161,10 +161,7 @@ class RedisRoomStore(LoadedRooms):
             socket_keepalive=True, retry=Retry(NoBackoff(), 0),
         ))
         # The blocking reader gets its own connection, its timeout above the block time.
-        self.reader = Redis.from_url(
-            redis_url, socket_timeout=READ_BLOCK_MS / 1000 + 5, socket_connect_timeout=1.0,
-            socket_keepalive=True, retry=Retry(NoBackoff(), 0),
-        )
+        self.reader = RawConnection(self.redis)
         self.scripts = Scripts(self.redis, timeout=COMMAND_TIMEOUT)
         self.rooms: dict[str, LiveRoom] = {}
         self.closed: set[str] = set()
@@ -200,7 +197,7 @@ class RedisRoomStore(LoadedRooms):
             await asyncio.wait(self._tasks, timeout=READ_BLOCK_MS / 1000 + 1)
         self._tasks = []
         await self.scripts.close()
-        await self.reader.aclose()
+        await self.reader.drop()
         await self.redis.aclose()
 
     def _wake(self) -> None:
@@ -219,7 +216,12 @@ class RedisRoomStore(LoadedRooms):
                 streams: dict[Any, Any] = {keys.wake_key(self.proc): self._wake_id}
                 for room_id, live in self.rooms.items():
                     streams[keys.log_key(room_id)] = live.stream_id
-                reply = await self.reader.xread(streams, count=500, block=READ_BLOCK_MS)
+                command = pack_command((
+                    "XREAD", "COUNT", 500, "BLOCK", READ_BLOCK_MS, "STREAMS",
+                    *streams.keys(), *streams.values()))
+                (reply,) = await self.reader.exchange([command], READ_BLOCK_MS / 1000 + 5)
+                if isinstance(reply, Exception):
+                    raise reply
                 self._on_entries(reply or [])
                 for room_id, live in list(self.rooms.items()):
                     if live.stale:
@@ -251,11 +253,12 @@ class RedisRoomStore(LoadedRooms):
             live = self.rooms.get(room_id)
             if live is None:
                 continue
-            for entry_id, fields in entries:
+            for entry_id, flat in entries:
                 live.stream_id = entry_id
                 if live.stale:
                     continue
-                self._apply(room_id, live, fields, now)
+                pairs = iter(flat)  # a raw reply: [field, value, field, value...]
+                self._apply(room_id, live, dict(zip(pairs, pairs, strict=True)), now)
                 if room_id not in self.rooms:
                     break
             live.settle()

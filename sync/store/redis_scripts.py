@@ -28,13 +28,13 @@ PLAIN_SCRIPTS = ("reap", "lease")
 #: entries kept per room log (approximate trim); a reader further behind reloads the room
 LOG_MAXLEN = 1000
 try:
-    from hiredis import pack_command as _pack
+    from hiredis import pack_command
 except ImportError:  # pragma: no cover - hiredis is in requirements.txt
     from redis.connection import PythonRespSerializer
 
     _serializer = PythonRespSerializer(6000, Redis().get_encoder().encode)
 
-    def _pack(args: tuple[Any, ...]) -> bytes:
+    def pack_command(args: tuple[Any, ...]) -> bytes:
         return b"".join(_serializer.pack(*args))
 
 
@@ -57,6 +57,46 @@ class _Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # Redis names scripts by SHA1
 
 
+class RawConnection:
+    """One Redis connection of our own, for the hot paths: commands packed by
+    ``hiredis``, replies read raw (no redis-py response callbacks), one timeout
+    per exchange instead of one per reply. Any failure drops the connection (its
+    position in the reply stream is unknown); the next exchange opens a new one.
+    """
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._connection: Connection | None = None
+
+    async def exchange(self, commands: list[bytes], timeout: float) -> list[Any]:
+        """Send packed commands in one write; their replies, in order (a ResponseError
+        reply is returned in its place, not raised)."""
+        connection = self._connection
+        if connection is None:
+            pool = self._client.connection_pool
+            connection = self._connection = pool.connection_class(
+                **{**pool.connection_kwargs, "socket_timeout": None})
+        replies: list[Any] = []
+        try:
+            async with asyncio.timeout(timeout):
+                await connection.send_packed_command(b"".join(commands), check_health=False)
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as exc:  # this command's error; the others stand
+                        replies.append(exc)
+        except BaseException:
+            await self.drop()
+            raise
+        return replies
+
+    async def drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+
+
 class Scripts:
     """Room scripts batched on one connection of their own.
 
@@ -75,7 +115,7 @@ class Scripts:
     def __init__(self, client: Redis, *, timeout: float) -> None:
         self._client = client
         self._timeout = timeout
-        self._connection: Connection | None = None
+        self._wire = RawConnection(client)
         self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
         self._room = {
@@ -97,10 +137,10 @@ class Scripts:
             head = self._heads[room_id] = (
                 len(keys.ROOM_PARTS), *keys.room_keys(room_id), keys.PREFIX, LOG_MAXLEN, room_id)
         try:
-            reply = await self._call(_pack(("EVALSHA", script.sha, *head, *args)))
+            reply = await self._call(pack_command(("EVALSHA", script.sha, *head, *args)))
         except NoScriptError:
             await self._client.script_load(script.source)
-            reply = await self._call(_pack(("EVALSHA", script.sha, *head, *args)))
+            reply = await self._call(pack_command(("EVALSHA", script.sha, *head, *args)))
         if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
             reply[0] = reply[0].decode()
         return reply
@@ -118,12 +158,12 @@ class Scripts:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    replies = await self._exchange([packed for packed, _ in batch])
+                    replies = await self._wire.exchange(
+                        [packed for packed, _ in batch], self._timeout)
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    await self._drop()
                     continue
                 for (_, future), reply in zip(batch, replies, strict=True):
                     if future.done():
@@ -135,32 +175,8 @@ class Scripts:
         finally:
             self._sender = None
 
-    async def _exchange(self, commands: list[bytes]) -> list[Any]:
-        """Send the batch in one write and read its replies, all within one timeout."""
-        connection = self._connection
-        if connection is None:
-            pool = self._client.connection_pool
-            connection = self._connection = pool.connection_class(
-                **{**pool.connection_kwargs, "socket_timeout": None})
-        replies: list[Any] = []
-        async with asyncio.timeout(self._timeout):
-            await connection.send_packed_command(b"".join(commands), check_health=False)
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:  # this call's error; the others stand
-                    replies.append(exc)
-        return replies
-
-    async def _drop(self) -> None:
-        """After a failure the connection's stream position is unknown: start afresh."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.disconnect(nowait=True)
-
     async def close(self) -> None:
-        await self._drop()
+        await self._wire.drop()
 
     async def reap(self, proc: str, grace_ms: int) -> int:
         return await self._plain["reap"](
