@@ -7,6 +7,7 @@ exercised too; tests/e2e/ covers daphne's fast path.
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 from channels.testing import WebsocketCommunicator
 
@@ -75,3 +76,54 @@ async def test_foreign_origin_is_refused_and_missing_origin_accepted():
     assert not accepted
     ok = await connected(origin="http://localhost:8080")
     await ok.disconnect()
+
+
+async def test_msgpack_through_the_outbox_writer():
+    comm = WebsocketCommunicator(application, "/sync", subprotocols=["kasagi.msgpack"])
+    accepted, subprotocol = await comm.connect()
+    assert accepted and subprotocol == "kasagi.msgpack"
+    await comm.send_to(bytes_data=msgpack.packb(
+        {"type": "JOIN_ROOM", "roomId": "c4", "requestId": 9, "payload": {"x": 1}}))
+    full = msgpack.unpackb(await comm.receive_from())  # binary frame: bytes
+    assert full["type"] == "FULL_STATE" and full["requestId"] == 9
+    await comm.send_to(bytes_data=b"\xc1")
+    error = msgpack.unpackb(await comm.receive_from())
+    assert error["payload"]["code"] == "BAD_JSON"
+    await comm.disconnect()
+
+
+async def test_the_channels_middleware_stack_of_the_integration_guide():
+    """docs/integrate.md §2: Channels' routers and auth stack around sync.routing."""
+    from channels.auth import AuthMiddlewareStack
+    from channels.db import database_sync_to_async
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from accounts.middleware import TokenAuthMiddleware
+    from sync.origin import OriginCheckMiddleware
+    from sync.routing import websocket_urlpatterns
+
+    site = ProtocolTypeRouter({
+        "websocket": OriginCheckMiddleware(
+            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
+    })
+
+    @database_sync_to_async
+    def token_for(name: str) -> str:
+        user = get_user_model().objects.create_user(name, password="x")
+        return Token.objects.create(user=user).key
+
+    key = await token_for("guide-user")
+    comm = WebsocketCommunicator(site, "/sync",
+                                 headers=[(b"authorization", f"Token {key}".encode())])
+    accepted, _ = await comm.connect()
+    assert accepted
+    await comm.send_json_to({"type": "JOIN_ROOM", "roomId": "c5", "payload": {}})
+    full = await comm.receive_json_from()
+    me = full["payload"]["state"]["players"][full["payload"]["playerId"]]
+    assert me["username"] == "guide-user" and isinstance(me["userId"], int)
+    await comm.disconnect()
+    evil = WebsocketCommunicator(site, "/sync", headers=[(b"origin", b"https://evil.example")])
+    assert not (await evil.connect())[0]
