@@ -53,6 +53,7 @@ __all__ = [
     "RoomState",
     "aclose_room",
     "akick_player",
+    "areconfigure_room",
     "areset_room",
     "aroom_state",
     "aroom_states",
@@ -60,6 +61,7 @@ __all__ = [
     "aupdate_player",
     "close_room",
     "kick_player",
+    "reconfigure_room",
     "reset_room",
     "room_state",
     "room_states",
@@ -137,6 +139,14 @@ async def akick_player(room_id: str, player_id: str) -> None:
     _check_id(room_id, "room_id")
     _check_id(player_id, "player_id")
     await get_runtime().store.kick(room_id, player_id)
+
+
+async def areconfigure_room(room_id: str) -> None:
+    """Apply a room's changed configuration (visibility, members, player limit) to
+    the live room at once, in every process; the ``rooms`` app calls it when a
+    ``Room`` is saved. Players already in the room stay."""
+    _check_id(room_id, "room_id")
+    await get_runtime().store.reconfigure(room_id)
 
 
 async def aroom_state(room_id: str) -> RoomState | None:
@@ -227,6 +237,7 @@ update_player = _sync(aupdate_player)
 reset_room = _sync(areset_room)
 close_room = _sync(aclose_room)
 kick_player = _sync(akick_player)
+reconfigure_room = _sync(areconfigure_room)
 room_state = _sync(aroom_state)
 room_states = _sync(aroom_states)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..core.changes import LeaveReason
@@ -99,9 +99,27 @@ class LoadedRooms:
 
     rooms: dict[str, Any]
     closed: set[str]
+    directory: Any
 
     async def activate(self, room_id: str, *, who: Identity, create: bool) -> RoomConfig:
         raise NotImplementedError
+
+    async def reconfigure(self, room_id: str) -> None:
+        """The room's configuration changed in the directory (the admin, a signal):
+        re-read it for a loaded room, so access rules and the player limit apply to
+        the next JOIN_ROOM. Players already in stay; the room type of a live room
+        does not change (it applies from its next load)."""
+        await self._reload_config(room_id)
+
+    async def _reload_config(self, room_id: str) -> None:
+        if room_id not in self.rooms:
+            return
+        config = await self.directory.get(room_id)
+        live = self.rooms.get(room_id)
+        if config is None or live is None:
+            return
+        live.config = replace(config, room_type=live.config.room_type)
+        live.room.max_players = config.max_players or live.room.limits.max_players
 
     def peek(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
         """(version, state) without awaiting; the persistence writer reads it on the loop."""

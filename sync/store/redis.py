@@ -57,7 +57,7 @@ from ..tokens import hash_token, new_player_id, new_token
 from . import redis_keys as keys
 from .base import JoinResult, LoadedRooms, NullPersistence, Persistence, SingleFlight
 from .redis_mirror import UNLIMITED, MirrorRoom, change_of, seed_args_of
-from .redis_scripts import RawConnection, Scripts, pack_command, text
+from .redis_scripts import LOG_MAXLEN, RawConnection, Scripts, pack_command, text
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +174,7 @@ class RedisRoomStore(LoadedRooms):
         self._locks: dict[tuple[str, str], list[Any]] = {}
         self._wake_id: bytes | str = "$"
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._recover_needed = False
         self._stopping = False
 
@@ -270,6 +271,11 @@ class RedisRoomStore(LoadedRooms):
             return
         if kind == b"X":
             self._closed(room_id, live)
+            return
+        if kind == b"C":  # the configuration changed (any process wrote it): re-read it
+            task = asyncio.get_running_loop().create_task(self._reload_config(room_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             return
         mirror = live.room
         version, base = int(fields[b"v"]), int(fields[b"b"])
@@ -752,6 +758,12 @@ class RedisRoomStore(LoadedRooms):
                 continue
             self._refused(room_id, reply[0])
         raise internal("room kept changing during reset")
+
+    async def reconfigure(self, room_id: str) -> None:
+        """Every process with the room loaded re-reads its configuration, told by a
+        ``C`` marker in the room's log (this process too, when the marker comes back)."""
+        await self.redis.xadd(keys.log_key(room_id), {"k": "C"}, maxlen=LOG_MAXLEN,
+                              approximate=True)
 
     async def kick(self, room_id: str, player_id: str) -> None:
         live = await self._server_live(room_id)

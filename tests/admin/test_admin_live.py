@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from typing import Any
 
 import pytest
@@ -132,3 +133,56 @@ async def test_admin_login_is_the_default_createsuperuser_login(
     for path in ("/admin/", "/admin/rooms/room/", "/admin/rooms/playersession/",
                  "/admin/rooms/room/add/"):
         assert (await asyncio.to_thread(admin.get, path)).status == 200, path
+
+
+async def join_answer(server: Any, room_id: str, **payload: Any) -> dict:
+    conn = await Conn.open(server.ws_url)
+    await conn.send({"type": "JOIN_ROOM", "roomId": room_id, "payload": payload})
+    frame = await conn.recv()
+    await conn.close()
+    return frame
+
+
+async def eventually_refused(server: Any, room_id: str, code: str, **payload: Any) -> None:
+    """A fresh client's JOIN_ROOM is refused with ``code`` (within a few seconds: with
+    Redis the change reaches the room through its log)."""
+    for _ in range(50):
+        frame = await join_answer(server, room_id, **payload)
+        if frame["type"] == "ERROR" and frame["payload"]["code"] == code:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"JOIN_ROOM was not refused with {code}: {frame}")
+
+
+async def test_admin_changes_to_a_live_room_apply_at_once(
+    kasagi_server: Any, operator: LiveUser, room_id: str
+) -> None:
+    await make_room(kasagi_server, operator, room_id)
+    ann = await Conn.open(kasagi_server.ws_url)
+    await ann.join(room_id, playerName="Ann")
+    assert (await join_answer(kasagi_server, room_id, spectate=True))["type"] == "FULL_STATE"
+
+    admin = await admin_session(kasagi_server, operator)
+    pk = await asyncio.to_thread(admin_room_pk, admin, room_id)
+
+    async def change(**fields: str) -> None:
+        form = {"name": room_id, "room_type": "freeform", "visibility": "public",
+                "max_players": "", "owner": str(operator.pk), "members": "", "_save": "Save",
+                "snapshots-TOTAL_FORMS": "0", "snapshots-INITIAL_FORMS": "0", **fields}
+        done = await asyncio.to_thread(admin.post_form, f"/admin/rooms/room/{pk}/change/", form)
+        assert done.status == 302, re.findall(r'errorlist.*?</ul>', done.text, re.S)
+
+    await change(visibility="private")
+    await eventually_refused(kasagi_server, room_id, "FORBIDDEN", spectate=True)
+    await ann.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"x": 1}})
+    assert (await ann.expect("DELTA_UPDATE"))["payload"]["players"]  # players in stay
+
+    await change(visibility="public", max_players="1")
+    await eventually_refused(kasagi_server, room_id, "ROOM_FULL", playerName="Bob")
+    await change(visibility="public", max_players="2")
+    for _ in range(50):
+        frame = await join_answer(kasagi_server, room_id, playerName="Bob")
+        if frame["type"] == "FULL_STATE":
+            break
+        await asyncio.sleep(0.1)
+    assert frame["type"] == "FULL_STATE", frame

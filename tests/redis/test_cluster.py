@@ -229,3 +229,53 @@ async def test_redis_outage_then_full_state(cluster, private_redis, room_id):
     for server in servers:
         assert server.proc.poll() is None  # no process died
     await close_all([*mirrors, view])
+
+
+async def test_changed_configuration_reaches_every_process(
+    cluster, redis_url, room_id, live_database_url
+):
+    import subprocess
+    import sys
+
+    from sync.core.limits import Limits
+    from sync.directory import MemoryDirectory
+    from sync.hub import Hub
+    from sync.store.redis import RedisRoomStore
+    from tests.live import ROOT, server_env
+
+    servers = cluster(2, REDIS_URL=redis_url)
+    mirrors = await open_mirrors(servers, room_id, 2)  # the room is loaded on both
+    for server in servers:
+        joined = await Conn.open(server.ws_url)
+        await joined.send({"type": "JOIN_ROOM", "roomId": room_id,
+                           "payload": {"spectate": True}})
+        assert (await joined.recv())["type"] == "FULL_STATE"
+        await joined.close()
+    # What the admin does: change the row (no signal here), then tell the engine.
+    subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n"
+         "from rooms.models import Room\n"
+         f"Room.objects.filter(room_id={room_id!r}).update(visibility='private')"],
+        cwd=ROOT, env=server_env(live_database_url), check=True, capture_output=True,
+    )
+    store = RedisRoomStore(Hub(0.05), MemoryDirectory(), limits=Limits(), grace_seconds=5,
+                           redis_url=redis_url)
+    try:
+        await store.reconfigure(room_id)
+    finally:
+        await store.stop()
+    for server in servers:
+        for _ in range(50):
+            conn = await Conn.open(server.ws_url)
+            await conn.send({"type": "JOIN_ROOM", "roomId": room_id,
+                             "payload": {"spectate": True}})
+            frame = await conn.recv()
+            await conn.close()
+            if frame["type"] == "ERROR":
+                break
+            await asyncio.sleep(0.1)
+        assert frame["payload"]["code"] == "FORBIDDEN", frame
+    for mirror in mirrors:  # players already in stay
+        await mirror.conn.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"y": 2}})
+        await mirror.until(lambda f: f["type"] == "DELTA_UPDATE")
+    await close_all(mirrors)
