@@ -27,6 +27,9 @@ PLAIN_SCRIPTS = ("reap", "lease")
 
 #: entries kept per room log (approximate trim); a reader further behind reloads the room
 LOG_MAXLEN = 1000
+#: most script calls in one write (the rest go in the next round trip)
+MAX_BATCH = 512
+
 try:
     from hiredis import pack_command
 except ImportError:  # pragma: no cover - hiredis is in requirements.txt
@@ -156,7 +159,7 @@ class Scripts:
     async def _flush(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
                     replies = await self._wire.exchange(
                         [packed for packed, _ in batch], self._timeout)

@@ -34,7 +34,7 @@ SMALL_WORKLOAD = [
 ]
 
 
-def run_load(ws_url: str, pid: int, prefix: str) -> dict[str, Any]:
+def run_load(ws_url: str, pid: int, prefix: str, *extra: str) -> dict[str, Any]:
     done = subprocess.run(
         [
             sys.executable,
@@ -48,6 +48,7 @@ def run_load(ws_url: str, pid: int, prefix: str) -> dict[str, Any]:
             "--room-prefix",
             prefix,
             *SMALL_WORKLOAD,
+            *extra,
         ],
         cwd=REPO,
         capture_output=True,
@@ -98,6 +99,36 @@ def test_load_against_kasagi(kasagi_server: Any) -> None:
     assert result["all_converged"] is True
     assert result["rooms_converged"] == 2
     assert result["server"]["cpu_s"] is not None
+
+
+def test_load_with_msgpack_frames(kasagi_server: Any) -> None:
+    json_run = run_load(kasagi_server.ws_url, kasagi_server.pid, f"smoke-j-{os.getpid()}")
+    packed = run_load(kasagi_server.ws_url, kasagi_server.pid, f"smoke-m-{os.getpid()}",
+                      "--encoding", "msgpack")
+
+    assert packed["config"]["encoding"] == "msgpack"
+    assert packed["deliveries"] > 0 and packed["gaps"] == 0 and packed["tool_errors"] == 0
+    assert packed["all_converged"] is True  # msgpack members, a JSON spectator: same state
+    assert packed["bytes_rx_per_client_per_s"] < json_run["bytes_rx_per_client_per_s"]
+
+
+def test_cluster_sweep_on_redis() -> None:
+    """bench.cluster end to end: two processes on Redis, one small step."""
+    from tests.services import need_redis
+
+    need_redis()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cluster", "--json-only", "--servers", "2",
+         "--rates", "5", "--clients", "8", "--rooms", "2", "--duration", "2",
+         "--warmup", "1", "--redis-url", "redis://127.0.0.1:6379/15"],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = parse_result(done.stdout)
+    (row,) = summary["rows"]
+    assert row["processes"] == 2 and len(row["p99_ms"]) == 2
+    assert row["delivery_ratio"] >= 0.99 and row["gaps"] == 0
+    assert row["rooms_converged"] == "2/2"
 
 
 def test_load_against_baseline(baseline_server: SimpleNamespace) -> None:
