@@ -10,12 +10,14 @@ waits on the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from sync.directory import Identity, RoomConfig, RoomSnapshot, StoredSession
 
@@ -45,6 +47,7 @@ class DatabaseDirectory:
     """:class:`sync.directory.RoomDirectory` on the ``rooms`` models."""
 
     def __init__(self, *, workers: int = 2) -> None:
+        self._workers = workers
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="kasagi-directory")
 
     async def _run(self, query: Callable[[], T]) -> T:
@@ -105,5 +108,21 @@ class DatabaseDirectory:
             logger.warning("session lookup failed; joining as a new player", exc_info=True)
             return None
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False)
+    def close(self, timeout: float = 2.0) -> None:
+        """Close each worker thread's database connection, then the pool.
+
+        A worker keeps its connection up to CONN_MAX_AGE; left open it would hold
+        the database after the engine is gone (a test database could not be
+        dropped). One task per worker, held at a barrier so every thread runs one.
+        """
+        workers = self._workers
+        barrier = threading.Barrier(workers)
+
+        def close_connection() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout)
+            connections.close_all()
+
+        for _ in range(workers):
+            self._executor.submit(close_connection)
+        self._executor.shutdown(wait=True)

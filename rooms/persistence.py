@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -261,6 +268,12 @@ class BackgroundWriter:
                 )
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            connections.close_all()  # this thread's connection: nobody else would close it
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._pending and not self._stopping:

@@ -84,9 +84,13 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def reset_runtime() -> None:
-    """Forget the engine (tests that change settings between cases), closing its persistence."""
+    """Forget the engine (tests that change settings between cases), closing its
+    persistence and its directory (their threads' database connections)."""
     global _runtime
-    close = getattr(_runtime.persistence, "close", None) if _runtime is not None else None
-    _runtime = None
-    if close is not None:
-        close()
+    engine, _runtime = _runtime, None
+    if engine is None:
+        return
+    for part in (engine.persistence, engine.store.directory):
+        close = getattr(part, "close", None)
+        if close is not None:
+            close()

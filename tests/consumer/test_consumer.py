@@ -127,3 +127,8 @@ async def test_the_channels_middleware_stack_of_the_integration_guide():
     await comm.disconnect()
     evil = WebsocketCommunicator(site, "/sync", headers=[(b"origin", b"https://evil.example")])
     assert not (await evil.connect())[0]
+    # The auth lookups ran in asgiref's shared thread, whose connection outlives the
+    # test (CONN_MAX_AGE): close it, or the test database cannot be dropped at the end.
+    from django.db import connections
+
+    await database_sync_to_async(connections.close_all)()
