@@ -46,7 +46,7 @@ def members_changed(sender: Any, instance: Any, action: str, reverse: bool,
 
 
 def _after_commit(room_id: str) -> None:
-    if kasagi_settings().redis_url or runtime._runtime is not None:
+    if kasagi_settings().redis_url or runtime.current() is not None:
         transaction.on_commit(lambda: _reconfigure(room_id))
 
 

@@ -218,7 +218,7 @@ def _engine_loop() -> asyncio.AbstractEventLoop:
     """The loop the engine lives on: the server's, or (in a process with no server:
     a management command, a worker) one of this module's own that lives as long as the
     process, so that the engine and its store connections outlive a single call."""
-    engine = runtime._runtime  # the engine if one was built; never build it here
+    engine = runtime.current()  # the engine if one was built; never build it here
     loop = engine.loop if engine is not None else None
     if loop is not None and loop.is_running():
         return loop

@@ -76,6 +76,11 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
+def current() -> Runtime | None:
+    """The engine if this process built one (never builds it)."""
+    return _runtime
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
