@@ -279,3 +279,45 @@ async def test_changed_configuration_reaches_every_process(
         await mirror.conn.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"y": 2}})
         await mirror.until(lambda f: f["type"] == "DELTA_UPDATE")
     await close_all(mirrors)
+
+
+async def test_reset_then_close_from_any_process_reach_every_member(cluster, redis_url, room_id):
+    from sync.core.limits import Limits
+    from sync.directory import MemoryDirectory, RoomConfig
+    from sync.hub import Hub
+    from sync.store.redis import RedisRoomStore
+
+    servers = cluster(2, REDIS_URL=redis_url)
+    mirrors = await open_mirrors(servers, room_id, 4, x=0)
+    for i, mirror in enumerate(mirrors):
+        await mirror.conn.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"x": i + 1}})
+        await mirror.conn.send({"type": "STATE_UPDATE", "roomId": room_id,
+                                "entityId": f"flag-{i}", "payload": {"by": i}})
+    directory = MemoryDirectory()
+    directory.configs[room_id] = RoomConfig(room_id)
+    store = RedisRoomStore(Hub(0.05), directory, limits=Limits(), grace_seconds=5,
+                           redis_url=redis_url)
+    try:
+        for mirror in mirrors:  # every write is in before the reset
+            while len(mirror.state.get("entities", {})) < 4:
+                await mirror.until(lambda f: True)
+        version = await store.reset(room_id, {"entities": {"banner": {"text": "round 2"}}})
+        for mirror in mirrors:
+            await mirror.until(lambda f, v=version: f["type"] == "DELTA_UPDATE"
+                               and f["version"] >= v)
+            assert mirror.state["entities"] == {"banner": {"text": "round 2"}}
+            assert all(p["x"] == 0 for p in mirror.state["players"].values())
+        await store.close(room_id)
+    finally:
+        await store.stop()
+    for mirror in mirrors:
+        closed = await mirror.until(lambda f: f["type"] == "ERROR")
+        assert closed["payload"]["code"] == "ROOM_CLOSED"
+        assert mirror.state["players"] == {}  # a PLAYER_LEFT "closed" for every player first
+    for server in servers:  # no process lets anyone back in
+        conn = await Conn.open(server.ws_url)
+        await conn.send({"type": "JOIN_ROOM", "roomId": room_id, "payload": {}})
+        refused = await conn.expect("ERROR")
+        assert refused["payload"]["code"] == "ROOM_CLOSED"
+        await conn.close()
+    await close_all(mirrors)
