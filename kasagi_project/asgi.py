@@ -13,6 +13,7 @@ suspended coroutine alive per connection (see docs/performance.md).
 import os
 from typing import Any
 
+from asgiref.sync import markcoroutinefunction
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kasagi_project.settings")
@@ -32,10 +33,13 @@ class ProtocolRouter:
     """Channels' ProtocolTypeRouter, minus its coroutine frame per connection.
 
     A plain callable that returns the chosen app's own coroutine for the server to run.
+    It is marked as a coroutine function so that servers which inspect the app
+    (uvicorn's ``--interface auto``) see an ASGI 3 application.
     """
 
     _asgi_single_callable = True
 
+    @markcoroutinefunction
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket":
             return websocket_app(scope, receive, send)

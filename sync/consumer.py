@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from asgiref.sync import markcoroutinefunction
 from channels.exceptions import StopConsumer
 
 from .core.changes import LeaveReason
@@ -115,6 +116,7 @@ class SyncConsumer:
             return cls().run(scope, receive, send, authenticate)
 
         app._asgi_single_callable = True  # type: ignore[attr-defined]
+        markcoroutinefunction(app)  # an ASGI 3 app to servers that inspect it (uvicorn)
         return app
 
     async def run(
