@@ -24,7 +24,7 @@ from .errors import ErrorCode, ProtocolError
 MSGPACK_SUBPROTOCOL = "kasagi.msgpack"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # two singletons: identity is equality
 class Codec:
     name: str
     #: frames are WebSocket binary (MessagePack) rather than text (JSON) frames
