@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from .codec import decode_json
 from .errors import ErrorCode, ProtocolError
 from .limits import Limits
-from .merge_patch import depth, longest_key
+from .merge_patch import shape_violation
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_REQUEST_ID_LENGTH = 64
@@ -135,12 +135,13 @@ def _bad(message: str) -> ProtocolError:
 
 def check_document(value: dict[str, Any], limits: Limits, what: str) -> None:
     """Nesting depth and key length limits of §8 (PAYLOAD_TOO_LARGE)."""
-    if depth(value) > limits.max_depth:
+    violation = shape_violation(value, limits.max_depth, limits.max_key_length)
+    if violation == "depth":
         raise ProtocolError(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"{what} nests deeper than {limits.max_depth} levels",
         )
-    if longest_key(value) > limits.max_key_length:
+    if violation == "key":
         raise ProtocolError(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"{what} has a key longer than {limits.max_key_length} characters",

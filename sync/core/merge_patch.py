@@ -128,25 +128,30 @@ def compose(first: JSONObject, second: JSONObject) -> JSONObject:
     return out
 
 
-def depth(value: Any) -> int:
-    """Nesting depth of containers: a scalar is 0, ``{}`` is 1, ``{"a": {}}`` is 2."""
-    if type(value) is dict:
-        return 1 + max((depth(v) for v in value.values()), default=0)
-    if type(value) is list:
-        return 1 + max((depth(v) for v in value), default=0)
-    return 0
-
-
-def longest_key(value: Any) -> int:
-    """Length of the longest object key anywhere inside ``value``."""
-    if type(value) is dict:
-        return max(
-            (max(len(k), longest_key(v)) for k, v in value.items()),
-            default=0,
-        )
-    if type(value) is list:
-        return max((longest_key(v) for v in value), default=0)
-    return 0
+def shape_violation(value: Any, max_depth: int, max_key_length: int) -> str | None:
+    """``"depth"`` if containers nest deeper than ``max_depth`` (a scalar is depth 0,
+    ``{}`` is 1, ``{"a": {}}`` is 2), else ``"key"`` if an object key anywhere is longer
+    than ``max_key_length``, else None. One iterative pass (it runs on every message):
+    it stops at the first level past the limit, and depth wins over key length."""
+    if type(value) is not dict and type(value) is not list:
+        return None
+    long_key = False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > max_depth:
+            return "depth"
+        if type(item) is dict:
+            for key, child in item.items():
+                if len(key) > max_key_length:
+                    long_key = True
+                if type(child) is dict or type(child) is list:
+                    stack.append((child, level + 1))
+        else:
+            for child in item:
+                if type(child) is dict or type(child) is list:
+                    stack.append((child, level + 1))
+    return "key" if long_key else None
 
 
 _MISSING = object()

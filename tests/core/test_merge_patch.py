@@ -10,11 +10,10 @@ from sync.core.merge_patch import (
     NotComposable,
     apply_patch,
     compose,
-    depth,
     diff,
     effective_patch,
     json_equal,
-    longest_key,
+    shape_violation,
 )
 
 # The test cases of RFC 7396 appendix A.
@@ -65,14 +64,51 @@ def test_compose_refuses_object_after_non_object():
         compose({"a": 5}, {"a": {"b": 1}})
 
 
-def test_depth_and_longest_key():
-    assert depth(1) == 0
-    assert depth({}) == 1
-    assert depth({"a": [{"b": {}}]}) == 4
-    assert longest_key({"ab": [{"abcd": 1}]}) == 4
+def depth(value):
+    """Reference: nesting depth of containers (a scalar is 0, ``{}`` is 1)."""
+    if type(value) is dict:
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    if type(value) is list:
+        return 1 + max((depth(v) for v in value), default=0)
+    return 0
+
+
+def longest_key(value):
+    """Reference: the longest object key anywhere inside ``value``."""
+    if type(value) is dict:
+        return max((max(len(k), longest_key(v)) for k, v in value.items()), default=0)
+    if type(value) is list:
+        return max((longest_key(v) for v in value), default=0)
+    return 0
+
+
+def test_shape_violation_examples():
+    assert shape_violation(1, 0, 0) is None
+    assert shape_violation({}, 1, 0) is None and shape_violation({}, 0, 0) == "depth"
+    assert shape_violation({"a": [{"b": {}}]}, 4, 1) is None
+    assert shape_violation({"a": [{"b": {}}]}, 3, 1) == "depth"
+    assert shape_violation({"ab": [{"abcd": 1}]}, 3, 4) is None
+    assert shape_violation({"ab": [{"abcd": 1}]}, 3, 3) == "key"
+    assert shape_violation({"abcd": {"x": {}}}, 2, 3) == "depth"  # depth wins
 
 
 # -- properties -----------------------------------------------------------------
+
+
+@given(
+    st.recursive(
+        st.none() | st.integers(),
+        lambda inner: st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=15,
+    ),
+    st.integers(0, 6),
+    st.integers(0, 6),
+)
+def test_shape_violation_matches_the_recursive_definitions(value, max_depth, max_key):
+    expected = ("depth" if depth(value) > max_depth
+                else "key" if longest_key(value) > max_key else None)
+    assert shape_violation(value, max_depth, max_key) == expected
 
 scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["a", "b", ""])
 keys = st.sampled_from(["a", "b", "c", "d"])
