@@ -104,6 +104,19 @@ class LoadedRooms:
     async def activate(self, room_id: str, *, who: Identity, create: bool) -> RoomConfig:
         raise NotImplementedError
 
+    async def _config_for(self, room_id: str, *, who: Identity, create: bool) -> RoomConfig:
+        """The directory's configuration of a room being loaded (created on first
+        use when ``create``); refuses unknown and closed rooms."""
+        config = await self.directory.get(room_id)
+        if config is None:
+            if not create:
+                raise ProtocolError(ErrorCode.ROOM_NOT_FOUND, f"room {room_id} does not exist")
+            config = await self.directory.create(room_id, owner=who)
+        if config.closed:
+            self.closed.add(room_id)
+            raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
+        return config
+
     async def reconfigure(self, room_id: str) -> None:
         """The room's configuration changed in the directory (the admin, a signal):
         re-read it for a loaded room, so access rules and the player limit apply to

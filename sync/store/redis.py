@@ -482,14 +482,7 @@ class RedisRoomStore(LoadedRooms):
         return live.config
 
     async def _load(self, room_id: str, *, who: Identity, create: bool) -> LiveRoom:
-        config = await self.directory.get(room_id)
-        if config is None:
-            if not create:
-                raise ProtocolError(ErrorCode.ROOM_NOT_FOUND, f"room {room_id} does not exist")
-            config = await self.directory.create(room_id, owner=who)
-        if config.closed:
-            self.closed.add(room_id)
-            raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room was closed")
+        config = await self._config_for(room_id, who=who, create=create)
         reply = await self.scripts.room("load", room_id)
         if reply[0] == "missing":
             snapshot = await self.directory.latest_snapshot(room_id)
