@@ -321,3 +321,28 @@ async def test_reset_then_close_from_any_process_reach_every_member(cluster, red
         assert refused["payload"]["code"] == "ROOM_CLOSED"
         await conn.close()
     await close_all(mirrors)
+
+
+async def test_clean_stop_on_redis_writes_the_last_snapshot(start_server, redis_url, room_id,
+                                                            live_database_url):
+    """With Redis the state of record survives a process anyway; the database snapshot
+    is what a Redis that restarts empty comes back from, so a clean stop writes it."""
+    import signal
+
+    from tests.persistence.livedb import LiveDB
+
+    server = start_server(REDIS_URL=redis_url, KASAGI_SNAPSHOT_INTERVAL="300")
+    mirrors = await open_mirrors([server], room_id, 2)
+    await asyncio.sleep(1.5)  # the janitor takes the room's snapshot lease within a second
+    for x in range(5):
+        await mirrors[0].conn.send({"type": "STATE_UPDATE", "roomId": room_id,
+                                    "payload": {"x": x}})
+    me = mirrors[0].player_id
+    await mirrors[1].until(lambda f: f["type"] == "DELTA_UPDATE"
+                           and f["payload"].get("players", {}).get(me, {}).get("x") == 4)
+    final = mirrors[1].version
+    assert server.stop(signal.SIGTERM) == 0, server.log()
+    snapshot = LiveDB(live_database_url).snapshots(room_id)[0]
+    assert snapshot["version"] == final  # an interval of 300 s: only the stop wrote it
+    assert snapshot["state"]["players"][me]["x"] == 4
+    await close_all(mirrors)
