@@ -35,6 +35,7 @@ from kasagi_client import (
     Pong,
     Reconnected,
     Reconnecting,
+    RoomEvent,
     VersionConflict,
     connect,
 )
@@ -415,6 +416,68 @@ async def test_close_ends_the_event_stream(clients: ClientFactory) -> None:
     assert a.closed
     with pytest.raises(ClientClosed):
         await a.ping()
+
+
+# --- events (PROTOCOL.md §11) --------------------------------------------------------------------
+
+
+async def test_two_clients_exchange_an_event(clients: ClientFactory) -> None:
+    room = new_room("event")
+    a = await clients()
+    b = await clients()
+    watcher = await clients(encoding="msgpack")  # spectators receive events too, in both codecs
+    await a.join(room, playerName="A")
+    await b.join(room, playerName="B")
+    await watcher.join(room, spectate=True)
+
+    # §11 order: the update sent before the message is in b's mirror when the event arrives
+    await a.update(x=42, y=24)
+    await a.send_message("emote", {"emoji": "🎉"})
+    got = await next_of(b, RoomEvent)
+    assert (got.room_id, got.kind, got.data, got.sender) == (room, "emote", {"emoji": "🎉"},
+                                                             a.player_id)
+    assert got.timestamp is not None
+    assert b.state is not None
+    assert b.state["players"][a.player_id]["x"] == 42
+    seen = await next_of(watcher, RoomEvent)
+    assert (seen.kind, seen.data, seen.sender) == ("emote", {"emoji": "🎉"}, a.player_id)
+
+    # no data: the event carries null; the answer goes the other way as well, in send order
+    version = b.version
+    await b.send_message("wave")
+    await b.send_message("chat:say", "second", wait=True)
+    first = await next_of(a, RoomEvent)
+    second = await next_of(a, RoomEvent)
+    assert (first.kind, first.data, first.sender) == ("wave", None, b.player_id)
+    assert (second.kind, second.data) == ("chat:say", "second")
+    assert b.version == version, "events are not state: no new version"
+
+    # the sender receives nothing on success
+    await a.ping()
+    await b.ping()
+    assert not [e for e in a.poll_events() if isinstance(e, RoomEvent)]
+    assert not [e for e in b.poll_events() if isinstance(e, RoomEvent)]
+    assert a.stats.room_events == 2 and b.stats.room_events == 1
+
+
+async def test_send_message_wait_raises_the_typed_refusal(clients: ClientFactory) -> None:
+    room = new_room("event-refused")
+    player = await clients()
+    watcher = await clients()
+    await player.join(room, playerName="P")
+    await watcher.join(room, spectate=True)
+
+    with pytest.raises(Forbidden) as refused:  # a spectator's MESSAGE is refused (§11)
+        await watcher.send_message("emote", {"emoji": "👀"}, wait=True)
+    assert refused.value.request_id is not None
+    await watcher.send_message("emote")  # fire-and-forget: the refusal is an Error event
+    error = await next_of(watcher, Error)
+    assert error.code == "FORBIDDEN"
+
+    with pytest.raises(ValueError):
+        await player.send_message("bad kind", wait=True)
+    assert await player.send_message("emote", {"emoji": "👋"}, wait=True) is None
+    assert not [e for e in player.poll_events() if isinstance(e, Error)]
 
 
 # --- a relay that can lose, repeat or cut traffic -----------------------------------------------

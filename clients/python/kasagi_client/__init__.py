@@ -5,6 +5,7 @@ Quick start::
     async with kasagi_client.connect("ws://127.0.0.1:8080/sync") as client:
         await client.join("lobby", playerName="Bot")
         await client.update(x=10, y=20)
+        await client.send_message("emote", {"emoji": "🎉"})
         async for event in client:
             ...
 
@@ -35,6 +36,7 @@ from .errors import (
     RoomClosed,
     RoomFull,
     RoomNotFound,
+    UnknownMessage,
     UnknownType,
     VersionConflict,
     error_from_payload,
@@ -52,6 +54,7 @@ from .events import (
     Pong,
     Reconnected,
     Reconnecting,
+    RoomEvent,
     ServerEvent,
     StateChange,
     StatusEvent,
@@ -96,12 +99,14 @@ __all__ = [
     "Reconnecting",
     "RequestTimeout",
     "RoomClosed",
+    "RoomEvent",
     "RoomFull",
     "RoomNotFound",
     "ServerEvent",
     "StateChange",
     "StateMirror",
     "StatusEvent",
+    "UnknownMessage",
     "UnknownType",
     "UpdateResult",
     "VersionConflict",

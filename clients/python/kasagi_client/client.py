@@ -51,12 +51,21 @@ from .events import (
     Pong,
     Reconnected,
     Reconnecting,
+    RoomEvent,
     ServerEvent,
     StateChange,
     parse_server_message,
 )
 from .mirror import ChainOutcome, StateMirror
-from .wire import MSGPACK_SUBPROTOCOL, decode, encode, encode_msgpack, envelope
+from .wire import (
+    MSGPACK_SUBPROTOCOL,
+    check_kind,
+    decode,
+    encode,
+    encode_msgpack,
+    envelope,
+    message,
+)
 
 __all__ = ["ClientStats", "KasagiClient", "UpdateResult", "connect"]
 
@@ -89,6 +98,8 @@ class ClientStats:
     """Server frames that broke the contract and were dropped."""
     events_dropped: int = 0
     """Events discarded because the event queue was full (nobody iterating)."""
+    room_events: int = 0
+    """EVENT messages (§11) received for our room, queued or not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +223,7 @@ class KasagiClient:
             PlayerLeft: self._on_state_change,
             Pong: self._on_pong,
             Error: self._on_error,
+            RoomEvent: self._on_room_event,
         }
 
     # --- read-only view ------------------------------------------------------------------------
@@ -436,6 +448,37 @@ class KasagiClient:
         body = {**(patch or {}), **fields}
         return await self._write(body, entity_id, wait, expected_version, timeout)
 
+    async def send_message(
+        self,
+        kind: str,
+        data: Any = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Send a MESSAGE (§11) to the room's code: ``kind`` and any JSON ``data``.
+
+        The built-in room types relay it to every other member as a
+        :class:`RoomEvent` (``sender`` = our playerId); we receive nothing on
+        success. A bad ``kind`` (not ``[A-Za-z0-9_.:-]{1,64}``) raises
+        ValueError before anything is sent.
+
+        Fire-and-forget by default: a refusal arrives later as an
+        :class:`Error` event. ``wait=True`` sends a PING after the MESSAGE
+        and returns once it is answered, raising the typed refusal
+        (``Forbidden``, ``RateLimited``, ``UnknownMessage``, ``InvalidUpdate``,
+        ``PayloadTooLarge``...) if one came first. A refusal made by room code
+        that runs in another process (a Redis deployment, §12) may come after
+        the PONG: it then arrives as an :class:`Error` event like a
+        fire-and-forget one.
+        """
+        check_kind(kind)  # a bad kind is a bug of the caller, whatever the connection
+        msg = message(self._require_room(), kind, data)
+        if not wait:
+            await self._send(msg, ready=True)
+            return
+        await self._send_with_barrier(msg, timeout)
+
     async def resync(self, timeout: float | None = None) -> FullState:
         """Ask for a fresh FULL_STATE of our room; the mirror is replaced by it."""
         room = self._require_room()
@@ -582,14 +625,14 @@ class KasagiClient:
         if not wait:
             await self._send(msg, ready=True)
             return None
-        request_id = await self._write_with_barrier(msg, timeout)
+        request_id = await self._send_with_barrier(msg, timeout)
         version = await self._until(
             lambda: self._mirror.reflects(body, entity_id=entity_id), self.confirm_timeout
         )
         return UpdateResult(request_id, version)
 
-    async def _write_with_barrier(self, msg: dict[str, Any], timeout: float | None) -> str:
-        """Send the update then a PING; return once the server has processed the update.
+    async def _send_with_barrier(self, msg: dict[str, Any], timeout: float | None) -> str:
+        """Send the update (or MESSAGE) then a PING; return once the server has processed it.
 
         Deltas carry no requestId, so the answer to an accepted update cannot
         be matched. But the server handles a connection's messages in order,
@@ -618,7 +661,7 @@ class KasagiClient:
             if isinstance(answer, Error):
                 raise answer.exception()
         if not barrier.done():
-            raise RequestTimeout(f"no acknowledgement of STATE_UPDATE {update_id}")
+            raise RequestTimeout(f"no acknowledgement of {msg['type']} {update_id}")
         barrier.result()  # PONG, or even an ERROR about the PING: the update went through
         return update_id
 
@@ -759,6 +802,13 @@ class KasagiClient:
             self._emit(event)  # nobody awaits it: surface it as an event
         else:
             pending.future.set_result(event)  # raised by the awaiting call instead
+
+    def _on_room_event(self, event: RoomEvent) -> None:
+        if event.room_id != self._mirror.room_id:
+            logger.debug("ignored an EVENT for %s (not our room)", event.room_id)
+            return
+        self.stats.room_events += 1
+        self._emit(event)
 
     # --- connection supervision ----------------------------------------------------------------
 

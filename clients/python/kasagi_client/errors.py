@@ -33,6 +33,7 @@ __all__ = [
     "RoomClosed",
     "RoomFull",
     "RoomNotFound",
+    "UnknownMessage",
     "UnknownType",
     "VersionConflict",
     "error_from_payload",
@@ -134,6 +135,12 @@ class InternalError(KasagiError):
     code = "INTERNAL"
 
 
+class UnknownMessage(KasagiError):
+    """(1.1) A MESSAGE kind the room's code neither handles nor relays (§11)."""
+
+    code = "UNKNOWN_MESSAGE"
+
+
 _BY_CODE: dict[str, type[KasagiError]] = {
     cls.code: cls
     for cls in (
@@ -151,6 +158,7 @@ _BY_CODE: dict[str, type[KasagiError]] = {
         PayloadTooLarge,
         RateLimited,
         InternalError,
+        UnknownMessage,
     )
 }
 

@@ -8,6 +8,7 @@ client passes the bytes to the socket itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,9 +17,20 @@ import orjson
 from .errors import RequestId
 from .events import MalformedMessage
 
-__all__ = ["MSGPACK_SUBPROTOCOL", "decode", "encode", "encode_msgpack", "envelope"]
+__all__ = [
+    "MESSAGE_KIND",
+    "MSGPACK_SUBPROTOCOL",
+    "check_kind",
+    "decode",
+    "encode",
+    "encode_msgpack",
+    "envelope",
+    "message",
+]
 
 MSGPACK_SUBPROTOCOL = "kasagi.msgpack"
+#: the shape of a MESSAGE kind (§11)
+MESSAGE_KIND = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def envelope(
@@ -43,6 +55,26 @@ def envelope(
         msg["requestId"] = request_id
     msg.update((key, value) for key, value in extra.items() if value is not None)
     return msg
+
+
+def check_kind(kind: object) -> str:
+    """``kind`` if it is a valid MESSAGE kind; ValueError otherwise (the server
+    would refuse it with BAD_MESSAGE)."""
+    if not isinstance(kind, str) or MESSAGE_KIND.fullmatch(kind) is None:
+        raise ValueError(f"bad MESSAGE kind {kind!r}: must match [A-Za-z0-9_.:-]{{1,64}}")
+    return kind
+
+
+def message(room_id: str, kind: str, data: Any = None) -> dict[str, Any]:
+    """A MESSAGE (§11); ``data`` None is left out (the server reads it as null).
+
+    Raises ValueError for a bad kind (see :func:`check_kind`).
+    """
+    check_kind(kind)
+    payload: dict[str, Any] = {"kind": kind}
+    if data is not None:
+        payload["data"] = data
+    return envelope("MESSAGE", room_id=room_id, payload=payload)
 
 
 def encode(msg: Mapping[str, Any]) -> str:
