@@ -1,6 +1,6 @@
 /**
- * Browser client of the Kasagi Sync protocol, version 1 (/work/shared/PROTOCOL.md;
- * usage in docs/js-client.md).
+ * Browser client of the Kasagi Sync protocol, version 1, plus the events of
+ * 1.1 (MESSAGE / EVENT, §11) (/work/shared/PROTOCOL.md; usage in docs/js-client.md).
  *
  * It keeps a read-only mirror of one room's state: a FULL_STATE replaces it,
  * each DELTA_UPDATE / PLAYER_JOINED / PLAYER_LEFT is applied only when its
@@ -23,6 +23,9 @@ export { applyMergePatch, composeMergePatches, isPlainObject } from "./merge-pat
 
 /** `[A-Za-z0-9_.-]{1,64}`: the shape of a roomId and of an entityId (§2, §5). */
 export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** `[A-Za-z0-9_.:-]{1,64}`: the shape of a MESSAGE kind (§11). */
+export const KIND_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Join errors after which an automatic re-join is tried again rather than given up. */
 const TRANSIENT_CODES = new Set(["RATE_LIMITED", "INTERNAL"]);
@@ -355,6 +358,8 @@ export class ClientStats {
     this.reconnects = 0;
     /** queued updates dropped because the outbox was full */
     this.droppedUpdates = 0;
+    /** EVENT messages (§11) received for the room */
+    this.events = 0;
     /** @type {[number, number][]} [time, bytes] of the last second's frames */
     this.#window = [];
     this.#sizedState = undefined;
@@ -424,6 +429,7 @@ export class ClientStats {
       staleIgnored: this.staleIgnored,
       reconnects: this.reconnects,
       droppedUpdates: this.droppedUpdates,
+      events: this.events,
     };
   }
 
@@ -447,7 +453,7 @@ export class ClientStats {
  * One connection to a Kasagi server, in at most one room at a time.
  *
  * Events (`on(name, fn)`; each listener gets one detail object):
- * `status`, `message`, `state`, `delta`, `joined`, `left`, `error`
+ * `status`, `message`, `state`, `delta`, `joined`, `left`, `event`, `error`
  * (see docs/js-client.md).
  */
 export class KasagiClient {
@@ -1037,6 +1043,40 @@ export class KasagiClient {
   }
 
   /**
+   * Send a MESSAGE (§11) to the room's code. The built-in room types relay
+   * it to every other member as an EVENT (their `event` listeners get
+   * `{kind, data, from}`, `from` being this client's playerId); this client
+   * receives nothing on success, and a refusal comes as an `error` event
+   * carrying the returned requestId. Events are not state and are not
+   * queued: while the room is not live (joining, reconnecting) this throws.
+   *
+   * @param {string} kind `[A-Za-z0-9_.:-]{1,64}`
+   * @param {JsonValue} [data] any JSON value; left out (null) when undefined
+   * @returns {string} the requestId an ERROR about it would carry
+   */
+  sendMessage(kind, data) {
+    if (typeof kind !== "string" || !KIND_PATTERN.test(kind)) {
+      throw new TypeError(`bad MESSAGE kind ${JSON.stringify(kind)}`);
+    }
+    if (!this.#room) {
+      throw new KasagiError("NOT_IN_ROOM", "join a room first");
+    }
+    if (this.#room.spectate) {
+      throw new KasagiError("FORBIDDEN", "spectators cannot send messages");
+    }
+    if (!this.#room.live || !this.#isOpen) {
+      throw new KasagiError("CLIENT_NOT_CONNECTED", "not in the room right now (reconnecting)");
+    }
+    const payload = { kind };
+    if (data !== undefined) {
+      payload.data = data;
+    }
+    const requestId = this.#requestId();
+    this.#send({ type: "MESSAGE", roomId: this.#room.roomId, payload, requestId });
+    return requestId;
+  }
+
+  /**
    * Ask for a fresh FULL_STATE. Resolves with the new mirror.
    *
    * @returns {Promise<JsonObject>}
@@ -1125,6 +1165,7 @@ export class KasagiClient {
     PLAYER_LEFT: this.#onChange,
     PONG: this.#onPong,
     ERROR: this.#onError,
+    EVENT: this.#onEvent,
   };
 
   /** @param {Envelope} msg */
@@ -1251,6 +1292,27 @@ export class KasagiClient {
     this.#forgetToken(room.roomId);
     this.#resetRoom();
     this.#emit("left", { roomId: room.roomId, playerId, reason, self: true, error });
+  }
+
+  /**
+   * An EVENT (§11): handed to the `event` listeners; never touches the mirror.
+   *
+   * @param {Envelope} msg
+   */
+  #onEvent(msg) {
+    const room = this.#room;
+    const payload = isPlainObject(msg.payload) ? msg.payload : {};
+    if (!room || msg.roomId !== room.roomId || typeof payload.kind !== "string") {
+      return; // a late event of a room we left, or a malformed one
+    }
+    this.stats.events += 1;
+    this.#emit("event", {
+      kind: payload.kind,
+      data: payload.data === undefined ? null : payload.data,
+      from: typeof payload.from === "string" ? payload.from : null,
+      roomId: room.roomId,
+      timestamp: Number.isInteger(msg.timestamp) ? msg.timestamp : null,
+    });
   }
 
   /** @param {Envelope} msg */
