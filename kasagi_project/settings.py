@@ -1,45 +1,35 @@
 """Settings for the Kasagi Sync server.
 
-The one place that reads the environment (PROTOCOL.md §9): every variable
-has a default, so the server runs with none set (SQLite file, in-process
-channel layer and room state).
+The one place that reads the environment. Every variable is a row of
+``sync.conf.SETTINGS`` (the README's configuration table is made from it),
+which holds its one default and parses it, so the server runs with none set
+(SQLite file, in-process channel layer and room state).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+
+from sync.conf import environment_value, from_environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def env(name: str) -> Any:
+    """The variable ``name`` parsed by its row of ``sync.conf.SETTINGS``."""
+    return environment_value(os.environ, name)
 
 
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dev-insecure-kasagi-sync-change-me"
-DEBUG = env_bool("DJANGO_DEBUG", True)
-ALLOWED_HOSTS = [
-    h.strip()
-    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
-    if h.strip()
-]
-REDIS_URL = os.environ.get("REDIS_URL") or None
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+DEBUG = env("DJANGO_DEBUG")
+ALLOWED_HOSTS = env("DJANGO_ALLOWED_HOSTS")
+#: settings.KASAGI, every key of the table (sync.conf.kasagi_settings reads it)
+KASAGI = from_environment(os.environ)
+REDIS_URL = KASAGI["redis_url"]
 
 INSTALLED_APPS = [
     "daphne",
@@ -88,7 +78,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        env("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=60,
     )
 }
@@ -125,7 +115,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # daphne serves /static/ itself (kasagi_project/asgi.py); turn off behind a web server.
-SERVE_STATIC = env_bool("KASAGI_SERVE_STATIC", DEBUG)
+SERVE_STATIC = DEBUG if env("KASAGI_SERVE_STATIC") is None else env("KASAGI_SERVE_STATIC")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -147,36 +137,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Networks allowed to read /metrics (CIDR list).
-METRICS_ALLOWED_NETWORKS = [
-    n.strip()
-    for n in os.environ.get("KASAGI_METRICS_NETWORKS", "127.0.0.0/8,::1/128").split(",")
-    if n.strip()
-]
-
-KASAGI = {
-    "grace_period": env_float("KASAGI_GRACE_PERIOD", 60.0),
-    "tick_ms": env_int("KASAGI_TICK_MS", 50),
-    "max_players": env_int("KASAGI_MAX_PLAYERS", 64),
-    "rate_limit": env_float("KASAGI_RATE_LIMIT", 60.0),
-    "rate_burst": env_int("KASAGI_RATE_BURST", 120),
-    "max_frame_bytes": env_int("KASAGI_MAX_FRAME_BYTES", 65536),
-    "max_player_state_bytes": env_int("KASAGI_MAX_PLAYER_STATE_BYTES", 16384),
-    "max_room_state_bytes": env_int("KASAGI_MAX_ROOM_STATE_BYTES", 1048576),
-    "max_depth": env_int("KASAGI_MAX_DEPTH", 8),
-    "max_key_length": env_int("KASAGI_MAX_KEY_LENGTH", 64),
-    "auto_create_rooms": env_bool("KASAGI_AUTO_CREATE_ROOMS", True),
-    "allow_anonymous": env_bool("KASAGI_ALLOW_ANONYMOUS", True),
-    "snapshot_interval": env_float("KASAGI_SNAPSHOT_INTERVAL", 1.0),
-    "snapshots_kept": env_int("KASAGI_SNAPSHOTS_KEPT", 10),
-    "persistence": env_bool("KASAGI_PERSISTENCE", True),
-    "redis_url": REDIS_URL,
-}
+METRICS_ALLOWED_NETWORKS = env("KASAGI_METRICS_NETWORKS")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("KASAGI_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env("KASAGI_LOG_LEVEL")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }

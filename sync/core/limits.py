@@ -1,4 +1,10 @@
-"""The configurable limits of PROTOCOL.md §8, as one immutable value."""
+"""The configurable limits of PROTOCOL.md §8, as one immutable value.
+
+Pure core: no Django here. The defaults below let core code and its tests
+build ``Limits()`` alone; they are the defaults of ``sync.conf.SETTINGS``
+(the one table), and tests/test_settings.py fails if they drift apart. The
+server builds its ``Limits`` from the settings (``KasagiSettings.limits``).
+"""
 
 from __future__ import annotations
 
