@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "sync",
     "rooms",
     "accounts",
+    "games",
 ]
 
 MIDDLEWARE = [

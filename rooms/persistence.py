@@ -59,7 +59,9 @@ SHUTDOWN_TIMEOUT = 10.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 
-StateReader = Callable[[str], "tuple[int, dict[str, Any]] | None"]
+#: room id → (version, state to store, revision) or None; the revision changes when
+#: the room's server-only data changes without a new version (sync.store ``persisted``)
+StateReader = Callable[[str], "tuple[int, dict[str, Any], int] | None"]
 
 
 # -- what travels from the loop to the writer thread --------------------------
@@ -363,7 +365,7 @@ class DatabasePersistence:
         self.read_state = read_state
         self.writer = writer
         self._dirty: set[str] = set()
-        self._taken: dict[str, int] = {}
+        self._taken: dict[str, tuple[int, int]] = {}
         self._connected: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
@@ -446,9 +448,9 @@ class DatabasePersistence:
         snapshots = []
         for room_id in room_ids:
             taken = self.read_state(room_id)
-            if taken is None or self._taken.get(room_id) == taken[0]:
+            if taken is None or self._taken.get(room_id) == (taken[0], taken[2]):
                 continue
-            self._taken[room_id] = taken[0]
+            self._taken[room_id] = (taken[0], taken[2])
             snapshots.append(SnapshotWrite(room_id, taken[0], taken[1], now))
         return snapshots
 
@@ -513,10 +515,7 @@ def flush_on_shutdown(persistence: DatabasePersistence) -> None:
 
 def database_persistence(conf: KasagiSettings, store: Any) -> DatabasePersistence:
     """The persistence factory ``rooms`` installs into ``sync.runtime``."""
-    read_state = getattr(store, "peek", None)
-    if read_state is None:
-        logger.warning("%s cannot be read without awaiting: no room snapshots", type(store))
-        read_state = lambda room_id: None  # noqa: E731
+    read_state: StateReader = store.persisted
     persistence = DatabasePersistence(
         interval=conf.snapshot_interval, read_state=read_state,
         writer=BackgroundWriter(kept=conf.snapshots_kept),

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -40,10 +39,10 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 
-from . import runtime
-from .core.envelope import ID_PATTERN, check_document
+from . import compat, runtime
+from .core.envelope import ID_PATTERN, KIND_PATTERN, check_document
 from .core.errors import ErrorCode, ProtocolError
 from .runtime import get_runtime
 
@@ -57,6 +56,7 @@ __all__ = [
     "areset_room",
     "aroom_state",
     "aroom_states",
+    "asend_event",
     "aupdate_entity",
     "aupdate_player",
     "close_room",
@@ -65,6 +65,7 @@ __all__ = [
     "reset_room",
     "room_state",
     "room_states",
+    "send_event",
     "update_entity",
     "update_player",
 ]
@@ -149,6 +150,25 @@ async def areconfigure_room(room_id: str) -> None:
     await get_runtime().store.reconfigure(room_id)
 
 
+async def asend_event(
+    room_id: str, kind: str, data: Any = None, to: str | Iterable[str] | None = None,
+) -> None:
+    """Send EVENT ``kind`` with ``data`` (``from`` null) to every member of a room, or
+    only to the player id(s) ``to``, on every process. Not state: no version, not
+    persisted, nobody in a grace period gets it later. It reaches each member after
+    every change the room applied before it."""
+    _check_id(room_id, "room_id")
+    if type(kind) is not str or not KIND_PATTERN.fullmatch(kind):
+        raise _bad(f"kind must match [A-Za-z0-9_.:-]{{1,64}}, got {kind!r}")
+    wrapped = _document({"data": data}, "data")
+    targets = None
+    if to is not None:
+        targets = frozenset([to] if isinstance(to, str) else to)
+        for player_id in targets:
+            _check_id(player_id, "to")
+    await get_runtime().store.send_event(room_id, kind, wrapped["data"], targets)
+
+
 async def aroom_state(room_id: str) -> RoomState | None:
     """The live state of a room, or None when the store does not hold it loaded."""
     _check_id(room_id, "room_id")
@@ -202,12 +222,7 @@ def _sync(afunc: Callable[P, Awaitable[R]]) -> Callable[P, R]:
 def _in_server_worker() -> bool:
     """Whether this thread runs sync code for an event loop of this process (asgiref's
     SyncToAsync: Django's sync views under daphne, ``sync_to_async`` functions)."""
-    local = SyncToAsync.threadlocal
-    loop = getattr(local, "main_event_loop", None)
-    return (
-        loop is not None and loop.is_running()
-        and getattr(local, "main_event_loop_pid", None) == os.getpid()
-    )
+    return compat.in_sync_to_async_thread()
 
 
 _private_loop: asyncio.AbstractEventLoop | None = None
@@ -240,6 +255,7 @@ kick_player = _sync(akick_player)
 reconfigure_room = _sync(areconfigure_room)
 room_state = _sync(aroom_state)
 room_states = _sync(aroom_states)
+send_event = _sync(asend_event)
 
 
 # -- checks ---------------------------------------------------------------

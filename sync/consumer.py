@@ -32,6 +32,7 @@ from .core.envelope import (
     ID_PATTERN,
     JoinRoom,
     LeaveRoom,
+    Message,
     Ping,
     Resync,
     StateUpdate,
@@ -246,6 +247,12 @@ class SyncConsumer:
             raise ProtocolError(ErrorCode.FORBIDDEN, "spectators cannot update state")
         await self.runtime.store.update(message.room_id, self.player_id, message)
 
+    async def on_message(self, message: Message) -> None:
+        self._require_room(message.room_id)
+        if self.player_id is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "spectators cannot send messages")
+        await self.runtime.store.message(message.room_id, self.player_id, message)
+
     async def on_resync(self, message: Resync) -> None:
         self._require_room(message.room_id)
         assert self.fanout is not None
@@ -258,6 +265,7 @@ class SyncConsumer:
         JoinRoom: on_join,
         LeaveRoom: on_leave,
         StateUpdate: on_update,
+        Message: on_message,
         Resync: on_resync,
         Ping: on_ping,
     }

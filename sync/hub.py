@@ -22,6 +22,14 @@ written to; its pending changes are composed into one patch (bounded: past
 ``LAG_MAX_ITEMS`` it is marked for a fresh FULL_STATE instead), and it
 catches up on the first tick its socket has drained below ``LAG_LOW``.
 
+Events (§11, EVENT) are not state and take no part in the chain: one that
+arrives while the room has no pending change is sent at once; otherwise it
+waits in ``RoomFanout.events`` and goes out in the same flush, right after
+the state frames, so every member holds each change made before the event
+when the event arrives (events keep their own order). An event is encoded
+once per codec, whatever the number of members. A lagging member (its
+backlog still owes older changes) is not sent events: they are ephemeral.
+
 Nothing here awaits: a flush is one synchronous pass.
 """
 
@@ -37,7 +45,7 @@ from typing import Any, Protocol
 from .core.changes import Change, ChangeKind, LeaveReason
 from .core.codec import Codec
 from .core.errors import ErrorCode, ProtocolError
-from .core.frames import change_frame, delta_frame, error_frame, full_state_frame
+from .core.frames import change_frame, delta_frame, error_frame, event_frame, full_state_frame
 from .core.merge_patch import NotComposable, compose
 from .metrics import METRICS
 
@@ -90,6 +98,23 @@ class Pending:
         return cls(change.kind, change.base_version, change.version, change.patch, change.payload)
 
 
+@dataclass(frozen=True, slots=True)
+class OutEvent:
+    """An EVENT for some of a room's members (``to`` None: all, but ``exclude``)."""
+
+    kind: str
+    data: Any
+    sender: str | None
+    to: frozenset[str] | None = None
+    exclude: str | None = None
+
+    def wants(self, member: Member) -> bool:
+        player_id = member.player_id
+        if self.to is not None:
+            return player_id in self.to
+        return self.exclude is None or player_id != self.exclude
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -103,6 +128,7 @@ class RoomFanout:
         self.state_source = state_source
         self.members: dict[int, Member] = {}
         self.items: list[Pending] = []
+        self.events: list[OutEvent] = []
         self.handle: asyncio.Handle | None = None
         self.flushed_tick = -1  # the tick (grid index) of the last flush that sent changes
         self.phase = hub.next_phase()  # rooms' grids are offset so their ticks do not coincide
@@ -169,6 +195,32 @@ class RoomFanout:
         items.append(Pending.of(change))
         self._schedule()
 
+    def publish_event(self, event: OutEvent) -> None:
+        """Send an EVENT after every change published before it (see the module doc)."""
+        if self.items:
+            self.events.append(event)
+            self._schedule()
+        else:
+            self._send_events([event])
+
+    def _send_events(self, events: list[OutEvent]) -> None:
+        timestamp = now_ms()
+        for event in events:
+            encoded: dict[Codec, bytes] = {}
+            frame = None
+            for member in list(self.members.values()):
+                if member.lag is not None or member.needs_full_state or not event.wants(member):
+                    continue
+                codec = member.codec
+                data = encoded.get(codec)
+                if data is None:
+                    if frame is None:
+                        frame = event_frame(
+                            self.room_id, event.kind, event.data, event.sender, timestamp)
+                    data = encoded[codec] = codec.encode(frame)
+                self.hub.write(member, data)
+                METRICS.events_out += 1
+
     def close(self) -> None:
         """After what is pending: ERROR ROOM_CLOSED to every member, then detach all."""
         version = self.items[-1].version if self.items else self.state_source()[0]
@@ -191,12 +243,15 @@ class RoomFanout:
         self.handle = None
         started = time.perf_counter()
         items, self.items = self.items, []
+        events, self.events = self.events, []
         if items:
             self.flushed_tick = self.hub.current_tick(self.phase)
         try:
             batch = _Batch(self.room_id, items, now_ms())
             for member in list(self.members.values()):
                 self._deliver(member, batch)
+            if events:
+                self._send_events(events)
             if items:
                 self._after(items)
         except Exception:
@@ -400,6 +455,11 @@ class Hub:
         fanout = self.rooms.get(room_id)
         if fanout is not None:
             fanout.publish(change)
+
+    def publish_event(self, room_id: str, event: OutEvent) -> None:
+        fanout = self.rooms.get(room_id)
+        if fanout is not None:
+            fanout.publish_event(event)
 
     @staticmethod
     def write(member: Member, data: bytes) -> None:

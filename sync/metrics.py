@@ -23,6 +23,11 @@ class Metrics:
         self.messages_in: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.connections = 0
+        #: WebSocket connections by the writer they got (sync.writer.writer_for): "daphne"
+        #: (the fast path, direct socket sends), "daphne_buffered" (daphne over TLS: Twisted's
+        #: buffer), "generic" (the outbox: another server, or a daphne sync.compat refused).
+        self.writer_connections: Counter[str] = Counter(
+            {"daphne": 0, "daphne_buffered": 0, "generic": 0})
         self.rooms = lambda: 0
         self.players = lambda: 0
         self.persistence_queue = lambda: 0
@@ -34,6 +39,19 @@ class Metrics:
         self.persistence_write_seconds = Histogram(
             "kasagi_persistence_write_seconds",
             "Duration of one background persistence write batch.",
+        )
+        self.events_out = 0
+        self.room_code_errors: Counter[str] = Counter()
+        self.room_code_seconds = Histogram(
+            "kasagi_room_code_seconds",
+            "Duration of one call into a room type's code, by room type and hook.",
+            labelnames=("room_type", "hook"),
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25),
+        )
+        self.room_tick_lateness = Histogram(
+            "kasagi_room_tick_lateness_seconds",
+            "How late a room's on_tick ran against its fixed grid.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
         )
 
 
@@ -67,6 +85,22 @@ class _Collector(Collector):
         for code, count in sorted(m.errors.items()):
             errors.add_metric([code], count)
         yield errors
+        events = CounterMetricFamily("kasagi_events_out", "EVENT frames sent.")
+        events.add_metric([], m.events_out)
+        yield events
+        failures = CounterMetricFamily(
+            "kasagi_room_code_errors", "Exceptions raised by room code, by room type.",
+            labels=["room_type"])
+        for room_type, count in sorted(m.room_code_errors.items()):
+            failures.add_metric([room_type], count)
+        yield failures
+        paths = CounterMetricFamily(
+            "kasagi_writer_connections", "WebSocket connections by frame writer path.",
+            labels=["path"],
+        )
+        for path, count in sorted(m.writer_connections.items()):
+            paths.add_metric([path], count)
+        yield paths
 
 
 METRICS = Metrics()

@@ -17,6 +17,7 @@ from .limits import Limits
 from .merge_patch import shape_violation
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+KIND_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_REQUEST_ID_LENGTH = 64
 
 RequestId = str | int | None
@@ -64,7 +65,18 @@ class Ping:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-ClientMessage = JoinRoom | LeaveRoom | StateUpdate | Resync | Ping
+@dataclass(frozen=True, slots=True)
+class Message:
+    """MESSAGE (§11): something for the room's code; ``data`` is any JSON value."""
+
+    TYPE: ClassVar[str] = "MESSAGE"
+    room_id: str
+    kind: str
+    data: Any = None
+    request_id: RequestId = None
+
+
+ClientMessage = JoinRoom | LeaveRoom | StateUpdate | Resync | Ping | Message
 
 
 def parse_message(raw: str | bytes, limits: Limits) -> ClientMessage:
@@ -180,6 +192,14 @@ def _parse_update(data, room_id, payload, request_id, limits) -> StateUpdate:
     return StateUpdate(room_id, payload, entity_id, expected, request_id)
 
 
+def _parse_message(data, room_id, payload, request_id, limits) -> Message:
+    kind = payload.get("kind")
+    if type(kind) is not str or not KIND_PATTERN.fullmatch(kind):
+        raise _bad("kind must be a string matching [A-Za-z0-9_.:-]{1,64}")
+    check_document(payload, limits, "payload")
+    return Message(room_id, kind, payload.get("data"), request_id)
+
+
 def _parse_resync(data, room_id, payload, request_id, limits) -> Resync:
     return Resync(room_id, request_id)
 
@@ -195,4 +215,5 @@ _PARSERS = {
     "STATE_UPDATE": _parse_update,
     "RESYNC": _parse_resync,
     "PING": _parse_ping,
+    "MESSAGE": _parse_message,
 }

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL = "INTERNAL"
+    UNKNOWN_MESSAGE = "UNKNOWN_MESSAGE"
 
 
 class ProtocolError(Exception):

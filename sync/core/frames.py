@@ -1,24 +1,18 @@
-"""Server → client messages (PROTOCOL.md §2–§5) as plain dicts or encoded bytes.
+"""Server → client messages (PROTOCOL.md §2–§5) as plain dicts.
 
-One place decides the envelope's field names and order. ``encode`` is the
-only JSON encoder of outbound frames; the hub calls it once per room per
-tick and sends the same bytes to every member.
+One place decides the envelope's field names and order. Encoding is the
+connection's codec's job (``sync.core.codec``): the hub encodes a room's
+frames once per tick and codec and sends the same bytes to every member.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from .changes import Change
 from .errors import ProtocolError
 
 RequestId = str | int | None
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    return orjson.dumps(message)
 
 
 def change_frame(room_id: str, change: Change, timestamp: int) -> dict[str, Any]:
@@ -71,6 +65,18 @@ def full_state_frame(
     if request_id is not None:
         frame["requestId"] = request_id
     return frame
+
+
+def event_frame(
+    room_id: str, kind: str, data: Any, sender: str | None, timestamp: int
+) -> dict[str, Any]:
+    """EVENT (§11): ephemeral, so no version and no baseVersion."""
+    return {
+        "type": "EVENT",
+        "roomId": room_id,
+        "timestamp": timestamp,
+        "payload": {"kind": kind, "data": data, "from": sender},
+    }
 
 
 def pong_frame(timestamp: int, request_id: RequestId, room_id: str | None) -> dict[str, Any]:

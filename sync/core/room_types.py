@@ -1,19 +1,30 @@
-"""Room types: the per-room rules a change must pass before it is applied.
+"""Room types: the per-room rules a change must pass, and the room's own code.
 
 A room type sees the player's current object and the client's patch and
 returns the patch to apply (it may clamp or drop fields) or raises
-INVALID_UPDATE. Adding a type is one subclass with ``@register``. Pure: the
-clock is passed in as ``now`` (seconds, monotonic).
+INVALID_UPDATE. Adding a type is one subclass with ``@register``. The rules
+are pure: the clock is passed in as ``now`` (seconds, monotonic).
+
+A type may also have server-side code (§12, docs/room-code.md): hooks named
+after what happens (``on_start``, ``on_join``, ``on_leave``, ``on_update``,
+``on_tick``), MESSAGE handlers marked ``@handles("kind")``, and timer
+handlers named in ``room.call_later``. They are synchronous, get a
+:class:`~sync.core.room_code.RoomContext` and act only through it; the
+runtime (``sync.room_runner``) runs them once per room across processes.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .errors import ErrorCode, ProtocolError
+from .room_code import HANDLES_ATTR, RoomContext, handles
 
 #: Fields no client may write in any room type; the server fills them in.
 SERVER_FIELDS: frozenset[str] = frozenset({"userId", "username"})
@@ -35,6 +46,54 @@ class RoomType:
     label: ClassVar[str] = "Freeform (any JSON)"
     #: Player fields owned by the server (read-only to clients).
     server_fields: ClassVar[frozenset[str]] = SERVER_FIELDS
+    #: ``on_tick`` calls per second (0: the type has no simulation step).
+    tick_rate: ClassVar[float] = 0.0
+    #: An unhandled MESSAGE kind is relayed as EVENT to the other members (the
+    #: built-in types); False: it is refused with UNKNOWN_MESSAGE.
+    relay_messages: ClassVar[bool] = True
+    #: MESSAGE kind → name of the method handling it (collected from ``@handles``).
+    message_handlers: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers = dict(cls.message_handlers)
+        for attr, value in vars(cls).items():
+            for kind in getattr(value, HANDLES_ATTR, ()):
+                handlers[kind] = attr
+        cls.message_handlers = handlers
+
+    # -- room code (§12): override what the game needs ----------------------
+
+    def has_code(self) -> bool:
+        """Whether rooms of this type need a runner (any hook, handler or tick)."""
+        cls = type(self)
+        hooks = ("on_start", "on_join", "on_leave", "on_update", "on_tick")
+        return bool(
+            cls.tick_rate > 0 or cls.message_handlers
+            or any(getattr(cls, h) is not getattr(RoomType, h) for h in hooks)
+        )
+
+    def check_join(
+        self, players: Mapping[str, Mapping[str, Any]], fields: dict[str, Any], *,
+        identity: dict[str, Any],
+    ) -> None:
+        """Refuse a join before it happens: ``raise forbid("...")`` (or ``refuse``)."""
+
+    def on_start(self, room: RoomContext) -> None:
+        """The room's code starts: first load, after a restart, or on another process
+        after a fail-over. Pending timers are re-armed by the runtime, not here."""
+
+    def on_join(self, room: RoomContext, player_id: str) -> None:
+        """A player joined (its object is in ``room.players``). Not called on resume."""
+
+    def on_leave(self, room: RoomContext, player_id: str, reason: str) -> None:
+        """A player left (``left``, ``timeout``, ``kicked``, ``closed``); its object is gone."""
+
+    def on_update(self, room: RoomContext, player_id: str, patch: dict[str, Any]) -> None:
+        """A client's accepted update of its own object (``patch`` as stored)."""
+
+    def on_tick(self, room: RoomContext, dt: float) -> None:
+        """The fixed-rate step (``tick_rate`` per second); ``dt`` seconds since the last."""
 
     def initial_player(self, fields: dict[str, Any], *, identity: dict[str, Any]) -> dict[str, Any]:
         """The new player's object from JOIN_ROOM fields; server fields are set, not taken."""
@@ -99,28 +158,45 @@ register(RoomType)
 
 
 COLOR_PATTERN = re.compile(r"#[0-9A-Fa-f]{6}")
+NUMBER = (int, float)
 
 
 @register
 class ArenaRoomType(RoomType):
-    """The demo game (seed §8.2): bounded positions, bounded speed, server-owned score."""
+    """The demo game (docs/protocol.md, "arena"): positions in 0..size at a bounded
+    speed, a server-owned score, and coins the server places and players take."""
 
     name = "arena"
     label = "Arena (demo game)"
     server_fields = SERVER_FIELDS | {"score"}
     size: ClassVar[float] = 1000.0
-    #: Units per second, plus a fixed allowance for network jitter.
+    #: Units per second along each axis, plus a fixed allowance for network jitter.
     max_speed: ClassVar[float] = 1000.0
     jitter_seconds: ClassVar[float] = 0.15
+    max_coins: ClassVar[int] = 3
+    coin_radius: ClassVar[float] = 30.0
+    #: seconds between a coin being needed (first join, a coin taken) and placed
+    coin_delay: ClassVar[float] = 1.0
+    _spawns: ClassVar[random.Random] = random.Random()
 
     def server_defaults(self) -> dict[str, Any]:
         return {"score": 0}
+
+    def initial_player(self, fields: dict[str, Any], *, identity: dict[str, Any]) -> dict[str, Any]:
+        """A player without a position gets a spawn point: every arena player has x and y."""
+        player = super().initial_player(fields, identity=identity)
+        for axis in ("x", "y"):
+            if axis not in player:
+                player[axis] = round(self._spawns.uniform(0.1, 0.9) * self.size)
+        return player
 
     def check_fields(self, patch: dict[str, Any], current: dict[str, Any]) -> None:
         for axis in ("x", "y"):
             if axis in patch:
                 value = patch[axis]
-                if type(value) not in (int, float) or not math.isfinite(value):
+                if value is None:
+                    raise invalid(f"{axis} of an arena player cannot be deleted")
+                if type(value) not in NUMBER or not math.isfinite(value):
                     raise invalid(f"{axis} must be a number between 0 and {self.size:g}")
                 patch[axis] = min(max(value, 0), self.size)
         if "playerName" in patch:
@@ -135,17 +211,89 @@ class ArenaRoomType(RoomType):
     def player_patch(
         self, current: dict[str, Any], patch: dict[str, Any], *, meta: PlayerMeta, now: float
     ) -> dict[str, Any]:
+        """The speed rule holds for every move along either axis, whatever the player
+        holds: a move is checked per axis against the last accepted one (the join
+        counts as the first move)."""
         patch = super().player_patch(current, dict(patch), meta=meta, now=now)
         if "x" in patch or "y" in patch:
-            x0, y0 = current.get("x"), current.get("y")
-            if type(x0) in (int, float) and type(y0) in (int, float):
-                x1, y1 = patch.get("x", x0), patch.get("y", y0)
-                since = meta.last_move_at if meta.last_move_at is not None else meta.joined_at
-                allowed = self.max_speed * (max(now - since, 0.0) + self.jitter_seconds)
-                if math.hypot(x1 - x0, y1 - y0) > allowed:
-                    raise invalid(f"move too fast: at most {self.max_speed:g} units per second")
+            since = meta.last_move_at if meta.last_move_at is not None else meta.joined_at
+            allowed = self.max_speed * (max(now - since, 0.0) + self.jitter_seconds)
+            for axis in ("x", "y"):
+                old = current.get(axis)
+                if axis in patch and type(old) in NUMBER and abs(patch[axis] - old) > allowed:
+                    raise invalid(
+                        f"move too fast: at most {self.max_speed:g} units per second")
         return patch
 
     def applied(self, patch: dict[str, Any], *, meta: PlayerMeta, now: float) -> None:
         if "x" in patch or "y" in patch:
             meta.last_move_at = now
+
+    def entity_patch(
+        self, entity_id: str, current: dict[str, Any] | None, patch: dict[str, Any], *,
+        player_id: str | None,
+    ) -> dict[str, Any]:
+        if player_id is not None and entity_id.startswith("coin-"):
+            raise invalid("coins are placed and removed by the server")
+        return patch
+
+    # -- room code: coins ------------------------------------------------------
+
+    def on_start(self, room: RoomContext) -> None:
+        if room.players:
+            self._want_coin(room)
+
+    def on_join(self, room: RoomContext, player_id: str) -> None:
+        self._want_coin(room)
+        self._take_coins(room, player_id)
+
+    def on_update(self, room: RoomContext, player_id: str, patch: dict[str, Any]) -> None:
+        if "x" in patch or "y" in patch:
+            self._take_coins(room, player_id)
+
+    def place_coin(self, room: RoomContext, data: Any) -> None:
+        """Timer handler: one new coin, and another timer while fewer than max."""
+        room.server.pop("coinTimer", None)
+        if not room.players:
+            return
+        if len(self._coins(room)) < self.max_coins:
+            rng = room.random
+            room.update_entity(f"coin-{secrets.token_hex(6)}", {
+                "kind": "coin",
+                "x": round(rng.uniform(0.05, 0.95) * self.size),
+                "y": round(rng.uniform(0.05, 0.95) * self.size),
+            })
+        self._want_coin(room)
+
+    def _want_coin(self, room: RoomContext) -> None:
+        timer = room.server.get("coinTimer")
+        if timer is not None and any(t.timer_id == timer for t in room.timers()):
+            return
+        if len(self._coins(room)) < self.max_coins and room.players:
+            room.server["coinTimer"] = room.call_later(self.coin_delay, "place_coin")
+
+    def _take_coins(self, room: RoomContext, player_id: str) -> None:
+        player = room.players.get(player_id)
+        if player is None:
+            return
+        x, y = player.get("x"), player.get("y")
+        if type(x) not in NUMBER or type(y) not in NUMBER:
+            return
+        for coin_id, coin in self._coins(room).items():
+            cx, cy = coin.get("x"), coin.get("y")
+            if type(cx) not in NUMBER or type(cy) not in NUMBER:
+                continue
+            if math.hypot(cx - x, cy - y) <= self.coin_radius:
+                score = int(room.players[player_id].get("score") or 0) + 1
+                room.delete_entity(coin_id)
+                room.update_player(player_id, {"score": score})
+                room.send_event(
+                    "coin.taken", {"coinId": coin_id, "playerId": player_id, "score": score})
+        self._want_coin(room)
+
+    @staticmethod
+    def _coins(room: RoomContext) -> dict[str, Mapping[str, Any]]:
+        return {eid: e for eid, e in room.entities.items() if eid.startswith("coin-")}
+
+
+__all__ = ["PlayerMeta", "RoomType", "get_room_type", "handles", "invalid", "register"]

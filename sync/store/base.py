@@ -139,6 +139,13 @@ class LoadedRooms:
         live = self.rooms.get(room_id)
         return live.state() if live else None
 
+    def persisted(self, room_id: str) -> tuple[int, dict[str, Any], int] | None:
+        """(version, state, revision) for the database snapshot, without awaiting: the
+        state plus the room code's server-only data (``server``) where the store keeps
+        it; the revision changes when that data changes without a new version."""
+        taken = self.peek(room_id)
+        return (taken[0], taken[1], 0) if taken is not None else None
+
     def player_count(self, room_id: str) -> int:
         live = self.rooms.get(room_id)
         return len(live.room.players) if live else 0

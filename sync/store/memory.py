@@ -12,17 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ..core.changes import Change, LeaveReason
-from ..core.envelope import StateUpdate
+from ..core.envelope import Message, StateUpdate
 from ..core.errors import ErrorCode, ProtocolError
 from ..core.limits import Limits
 from ..core.room import Room
 from ..core.room_types import get_room_type
 from ..directory import Identity, RoomConfig, RoomDirectory
-from ..hub import Hub, RoomFanout
+from ..hub import Hub, OutEvent, RoomFanout
+from ..room_runner import RoomRunner, message_route
 from ..tokens import hash_token, new_player_id, new_token
 from .base import JoinResult, LoadedRooms, NullPersistence, Persistence, SingleFlight
 
@@ -42,9 +45,49 @@ class LiveRoom:
     room: Room
     sessions: dict[str, PlayerSession] = field(default_factory=dict)
     last_change: float = field(default_factory=time.time)
+    #: the room's code (None: its type has none)
+    runner: RoomRunner | None = None
+    #: the code's server-only data and timers, as last saved, and a save counter
+    code_state: dict[str, Any] | None = None
+    code_revision: int = 0
 
     def state(self) -> tuple[int, dict[str, Any]]:
         return self.room.version, self.room.snapshot()
+
+
+class MemoryHost:
+    """The ``RoomHost`` of a room in this process: room code's changes go through
+    the same ``Room`` transitions and ``_emit`` as a client's."""
+
+    __slots__ = ("live", "room_id", "store")
+
+    def __init__(self, store: MemoryRoomStore, room_id: str, live: LiveRoom) -> None:
+        self.store, self.room_id, self.live = store, room_id, live
+
+    def view(self) -> tuple[int, Mapping[str, Any], Mapping[str, Any]]:
+        room = self.live.room
+        return room.version, MappingProxyType(room.players), MappingProxyType(room.entities)
+
+    def apply_player(self, player_id: str, patch: dict[str, Any]) -> None:
+        change = self.live.room.update_player(
+            player_id, patch, now=time.monotonic(), server=True)
+        if change is not None:
+            self.store._emit(self.room_id, self.live, change)
+
+    def apply_entity(self, entity_id: str, patch: dict[str, Any]) -> None:
+        change = self.live.room.update_entity(entity_id, patch, player_id=None)
+        if change is not None:
+            self.store._emit(self.room_id, self.live, change)
+
+    def emit_event(
+        self, kind: str, data: Any, *, sender: str | None, to: frozenset[str] | None,
+    ) -> None:
+        self.store.hub.publish_event(self.room_id, OutEvent(kind, data, sender, to))
+
+    def save_code_state(self, state: dict[str, Any]) -> None:
+        self.live.code_state = state
+        self.live.code_revision += 1
+        self.store.persistence.room_changed(self.room_id)
 
 
 class MemoryRoomStore(LoadedRooms):
@@ -96,6 +139,12 @@ class MemoryRoomStore(LoadedRooms):
             # Restored players are disconnected until they resume within the grace period.
             session = live.sessions[player_id] = PlayerSession(token_hash="")
             self._start_grace(room_id, player_id, session)
+        if room.room_type.has_code():
+            live.code_state = (snapshot.state.get("server") if snapshot else None) or None
+            live.runner = RoomRunner(
+                room_id, room.room_type, MemoryHost(self, room_id, live),
+                code_state=live.code_state)
+            live.runner.start()
         return live
 
     # -- player lifecycle ------------------------------------------------
@@ -117,6 +166,8 @@ class MemoryRoomStore(LoadedRooms):
         self._tokens[token_hash] = (room_id, player_id)
         self.persistence.session_issued(token_hash, room_id, player_id, who.user_id)
         self._emit(room_id, live, change)
+        if live.runner is not None:
+            live.runner.joined(player_id)
         return JoinResult(player_id, token, resumed=False)
 
     async def _resume(
@@ -163,6 +214,8 @@ class MemoryRoomStore(LoadedRooms):
                 self._tokens.pop(session.token_hash, None)
                 self.persistence.session_ended(session.token_hash, reason.value)
         self._emit(room_id, live, change)
+        if live.runner is not None:
+            live.runner.left(player_id, reason.value)
 
     async def disconnect(self, room_id: str, player_id: str, connection: object) -> None:
         """The socket went away without LEAVE_ROOM: keep the player for the grace period."""
@@ -196,6 +249,8 @@ class MemoryRoomStore(LoadedRooms):
             self._tokens.pop(session.token_hash, None)
             self.persistence.session_ended(session.token_hash, LeaveReason.TIMEOUT.value)
         self._emit(room_id, live, live_change)
+        if live.runner is not None:
+            live.runner.left(player_id, LeaveReason.TIMEOUT.value)
 
     # -- state changes ---------------------------------------------------
 
@@ -212,8 +267,46 @@ class MemoryRoomStore(LoadedRooms):
                 player_id, message.patch, now=self._now(),
                 expected_version=message.expected_version,
             )
+            if change is not None:
+                self._emit(room_id, live, change)
+                if live.runner is not None:
+                    live.runner.updated(player_id, change.patch["players"][player_id])
+                return
         if change is not None:
             self._emit(room_id, live, change)
+
+    # -- events and room code (§11, §12) -----------------------------------
+
+    async def message(self, room_id: str, player_id: str, message: Message) -> None:
+        """A player's MESSAGE: to the room's code if it handles the kind, else
+        relayed as EVENT to the other members (or UNKNOWN_MESSAGE)."""
+        live = self._live(room_id)
+        if message_route(live.room.room_type, message.kind) == "handle":
+            if live.runner is None:
+                raise ProtocolError(ErrorCode.INTERNAL, "the room's code is not running")
+            live.runner.message(player_id, message.kind, message.data)
+        else:
+            self.hub.publish_event(
+                room_id, OutEvent(message.kind, message.data, player_id, exclude=player_id))
+
+    async def send_event(
+        self, room_id: str, kind: str, data: Any, to: frozenset[str] | None = None,
+    ) -> None:
+        """EVENT from the server (``from`` null) to a loaded room's members here."""
+        if room_id not in self.rooms:
+            await self._server_live(room_id)
+        self.hub.publish_event(room_id, OutEvent(kind, data, None, to))
+
+    def persisted(self, room_id: str) -> tuple[int, dict[str, Any], int] | None:
+        """(version, state with the code's server-only data under ``server``, revision)
+        for the database snapshot; the revision changes when either changes."""
+        live = self.rooms.get(room_id)
+        if live is None:
+            return None
+        state = live.room.snapshot()
+        if live.code_state is not None:
+            state["server"] = live.code_state
+        return live.room.version, state, live.code_revision
 
     # -- server-side operations (sync.api) ---------------------------------
 
@@ -243,7 +336,9 @@ class MemoryRoomStore(LoadedRooms):
             for player_id in list(live.room.players):
                 await self.leave(room_id, player_id, LeaveReason.CLOSED)
         self.persistence.room_closed(room_id)  # may read the final state: before the room goes
-        self.rooms.pop(room_id, None)
+        gone = self.rooms.pop(room_id, None)
+        if gone is not None and gone.runner is not None:
+            gone.runner.stop()
         self.closed.add(room_id)
         fanout = self.hub.get(room_id)
         if fanout is not None:
