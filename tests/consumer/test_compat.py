@@ -1,0 +1,132 @@
+"""sync.compat's version check: known versions take the fast path, unknown ones fall back.
+
+daphne's objects are real (a ``Server``, the ``WebSocketProtocol`` its factory
+builds, the ``functools.partial`` of ``Server.handle_reply`` it hands the app
+as ``send``); the protocol is connected to Twisted's ``StringTransport``, so
+it is not a plain TCP socket and the writer buffers through Twisted. Only the
+version the check reads is changed, to one no release has.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketFactory
+from twisted.internet.testing import StringTransport
+
+from sync import compat
+from sync.compat import KNOWN_GOOD, DaphneFrameWriter, daphne_protocol, framed
+from sync.metrics import METRICS
+from sync.writer import FrameWriter, writer_for
+
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
+
+
+@pytest.fixture(autouse=True)
+def fresh_checks() -> Iterator[None]:
+    compat.forget_checks()
+    yield
+    compat.forget_checks()
+
+
+@pytest.fixture
+def daphne_send() -> Any:
+    server = Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    protocol = WebSocketFactory(server, server="Daphne").buildProtocol(None)
+    protocol.makeConnection(StringTransport())
+    return functools.partial(server.handle_reply, protocol)
+
+
+def unknown(distribution: str, monkeypatch: pytest.MonkeyPatch, version: str = "99.0") -> None:
+    real = compat.installed_version
+    monkeypatch.setattr(
+        compat, "installed_version", lambda name: version if name == distribution else real(name))
+
+
+def test_known_good_versions_are_the_pinned_ones() -> None:
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", REQUIREMENTS.read_text(), re.M))
+    for name, versions in KNOWN_GOOD.items():
+        assert pins[name] in versions, f"{name}=={pins[name]} is pinned but not known-good"
+    assert compat.unknown_versions(KNOWN_GOOD) == []  # this environment is the pinned one
+
+
+def test_daphne_of_known_versions_gets_the_fast_writer(daphne_send: Any, caplog) -> None:
+    before = METRICS.writer_connections["daphne_buffered"]
+    writer = writer_for(daphne_send)
+    assert isinstance(writer, DaphneFrameWriter)
+    assert writer.direct is False  # a StringTransport is not Twisted's TCP connection
+    assert METRICS.writer_connections["daphne_buffered"] == before + 1
+    assert not [r for r in caplog.records if r.name == "sync.compat"]
+
+
+@pytest.mark.parametrize("library", ["daphne", "Twisted", "autobahn"])
+def test_an_unknown_version_falls_back_with_one_warning(
+    library: str, daphne_send: Any, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    unknown(library, monkeypatch)
+    before = METRICS.writer_connections["generic"]
+    with caplog.at_level(logging.WARNING, logger="sync.compat"):
+        assert daphne_protocol(daphne_send) is None
+        writers = [writer_for(daphne_send), writer_for(daphne_send)]
+    assert all(isinstance(writer, FrameWriter) for writer in writers)
+    assert METRICS.writer_connections["generic"] == before + 2
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sync.compat"]
+    assert len(warnings) == 1, warnings
+    assert f"{library} 99.0" in warnings[0] and "generic" in warnings[0]
+
+
+def test_a_library_that_is_not_installed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    unknown("autobahn", monkeypatch, version=None)  # type: ignore[arg-type]
+    assert compat.unknown_versions(["autobahn", "daphne"]) == [("autobahn", None)]
+    assert compat.fast_path_allowed() is False
+
+
+def test_a_daphne_send_of_another_shape_falls_back_with_a_warning(caplog) -> None:
+    server = Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    with caplog.at_level(logging.WARNING, logger="sync.compat"):
+        writer = writer_for(functools.partial(server.handle_reply))  # no protocol argument
+        writer_for(server.handle_reply)
+    assert isinstance(writer, FrameWriter)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sync.compat"]
+    assert len(warnings) == 1 and "shape" in warnings[0], warnings
+
+
+async def test_another_server_gets_the_generic_writer_silently(caplog) -> None:
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    assert isinstance(writer_for(send), FrameWriter)
+    assert not [r for r in caplog.records if r.name == "sync.compat"]
+
+
+async def test_the_asgiref_thread_check_reads_the_threadlocal_of_known_versions() -> None:
+    assert compat.in_sync_to_async_thread() is False  # the loop's own thread
+    assert await sync_to_async(compat.in_sync_to_async_thread)() is True
+
+
+async def test_an_unknown_asgiref_is_not_read(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    unknown("asgiref", monkeypatch, version="4.0.0")
+    with caplog.at_level(logging.WARNING, logger="sync.compat"):
+        assert await sync_to_async(compat.in_sync_to_async_thread)() is False
+        assert await sync_to_async(compat.in_sync_to_async_thread)() is False
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sync.compat"]
+    assert len(warnings) == 1 and "asgiref 4.0.0" in warnings[0], warnings
+
+
+@pytest.mark.parametrize(
+    ("length", "header"),
+    [(0, b"\x81\x00"), (125, b"\x81\x7d"), (126, b"\x81\x7e\x00\x7e"),
+     (65535, b"\x81\x7e\xff\xff"), (65536, b"\x81\x7f\x00\x00\x00\x00\x00\x01\x00\x00")],
+)
+def test_frames_are_rfc6455_server_frames(length: int, header: bytes) -> None:
+    data = b"a" * length
+    assert framed(data, False) == header + data
+    assert framed(data, True)[:1] == b"\x82"
