@@ -11,6 +11,8 @@ Player sessions are a read-only list.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -64,7 +66,7 @@ class LiveChangeList(ChangeList):
         rows = list(self.result_list)  # evaluates (and caches) the page's queryset
         live = selectors.rooms_live(rows)
         for room in rows:
-            room.live = live.get(room.room_id)
+            room.live_numbers = live.get(room.room_id)
 
 
 class RecentSnapshotInline(admin.TabularInline):
@@ -113,6 +115,46 @@ class RoomForm(forms.ModelForm):
         if not ID_PATTERN.fullmatch(room_id):
             raise forms.ValidationError("1–64 characters of A–Z a–z 0–9 _ . - only")
         return room_id
+
+
+def _reset(room: Room, by: Any) -> str:
+    version = services.room_reset(room=room, by=by)
+    at = f" (version {version})" if version is not None else ""  # None: after the commit
+    return f"Room {room.room_id} was reset{at}."
+
+
+def _close(room: Room, by: Any) -> str:
+    services.room_close(room=room, by=by)
+    return f"Room {room.room_id} was closed."
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAction:
+    """A live action on one room that takes no input: its page and what it does."""
+
+    #: does it (room, by), returns what to tell the operator; ProtocolError: refused
+    run: Callable[[Room, Any], str]
+    log: str
+    refused: str
+    title: str
+    text: str
+    button: str
+
+
+LIVE_ACTIONS = {
+    "reset": LiveAction(
+        _reset, log="Reset the live state.", refused="Not reset", title="Reset {room}?",
+        text="Entities are removed and every player goes back to the state it joined with. "
+             "Members receive the change as a DELTA_UPDATE.",
+        button="Yes, reset the state",
+    ),
+    "close": LiveAction(
+        _close, log="Closed the room.", refused="Not closed", title="Close {room}?",
+        text="Every player receives PLAYER_LEFT (closed), then ROOM_CLOSED on its next room "
+             "message. Nobody can join the room again.",
+        button="Yes, close the room",
+    ),
+}
 
 
 class KickForm(forms.Form):
@@ -183,13 +225,13 @@ class RoomAdmin(admin.ModelAdmin):
     def _state(self, room: Room) -> selectors.RoomStateView:
         cached = getattr(room, "_state_view", None)
         if cached is None:
-            cached = room._state_view = selectors.room_state(room)
+            cached = room._state_view = selectors.room_state_or_snapshot(room)
         return cached
 
     @admin.display(description="now")
     def live_summary(self, room: Room) -> str:
         view = self._state(room)
-        where = "live" if view.live else "not loaded (from its latest snapshot)"
+        where = "live" if view.loaded else "not loaded (from its latest snapshot)"
         players = len(view.state.get("players") or {})
         entities = len(view.state.get("entities") or {})
         return format_html(
@@ -213,7 +255,7 @@ class RoomAdmin(admin.ModelAdmin):
                     _player_label(player_id, state),
                     _connection_label(view, player_id),
                     format_html('<a class="button" href="{}?player={}">Kick…</a>', kick, player_id)
-                    if view.live and room.is_open else "",
+                    if view.loaded and room.is_open else "",
                 )
                 for player_id, state in sorted(players.items())
             ),
@@ -255,43 +297,25 @@ class RoomAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         name = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
-            path("<path:object_id>/live/reset/", wrap(self.reset_view), name=f"{name}_reset"),
-            path("<path:object_id>/live/close/", wrap(self.close_view), name=f"{name}_close"),
+            *(
+                path(f"<path:object_id>/live/{key}/", wrap(self.live_action_view),
+                     {"action": action}, name=f"{name}_{key}")
+                for key, action in LIVE_ACTIONS.items()
+            ),
             path("<path:object_id>/live/kick/", wrap(self.kick_view), name=f"{name}_kick"),
             *super().get_urls(),
         ]
 
-    def reset_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def live_action_view(
+        self, request: HttpRequest, object_id: str, action: LiveAction
+    ) -> HttpResponse:
+        """Reset or close one room: a confirmation page, then the POST that does it."""
         room = self._room_for_action(request, object_id)
         if request.method == "POST":
-            try:
-                version = services.room_reset(room=room, by=request.user)
-            except ProtocolError as exc:
-                self.message_user(request, f"Not reset: {exc.message}", messages.ERROR)
-            else:
-                self.log_change(request, room, "Reset the live state.")
-                self.message_user(request, f"Room {room.room_id} was reset (version {version}).")
-            return self._back_to(room)
-        return self._confirm(
-            request, room, title=f"Reset {room.room_id}?",
-            text="Entities are removed and every player goes back to the state it joined with. "
-                 "Members receive the change as a DELTA_UPDATE.",
-            button="Yes, reset the state",
-        )
-
-    def close_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        room = self._room_for_action(request, object_id)
-        if request.method == "POST":
-            services.room_close(room=room, by=request.user)
-            self.log_change(request, room, "Closed the room.")
-            self.message_user(request, f"Room {room.room_id} was closed.")
-            return self._back_to(room)
-        return self._confirm(
-            request, room, title=f"Close {room.room_id}?",
-            text="Every player receives PLAYER_LEFT (closed), then ROOM_CLOSED on its next room "
-                 "message. Nobody can join the room again.",
-            button="Yes, close the room",
-        )
+            return self._perform(request, room, lambda: action.run(room, request.user),
+                                 log=action.log, refused=action.refused)
+        return self._confirm(request, room, title=action.title.format(room=room.room_id),
+                             text=action.text, button=action.button)
 
     def kick_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         room = self._room_for_action(request, object_id)
@@ -301,20 +325,34 @@ class RoomAdmin(admin.ModelAdmin):
             if not ID_PATTERN.fullmatch(player_id):
                 self.message_user(request, "Choose a player to kick.", messages.ERROR)
                 return self._back_to(room)
-            try:
+
+            def kick() -> str:
                 services.room_kick_player(room=room, player_id=player_id, by=request.user)
-            except ProtocolError as exc:
-                self.message_user(request, f"Not kicked: {exc.message}", messages.ERROR)
-            else:
-                self.log_change(request, room, f"Kicked player {player_id}.")
-                self.message_user(request, f"Player {player_id} was kicked.")
-            return self._back_to(room)
+                return f"Player {player_id} was kicked."
+
+            return self._perform(request, room, kick, log=f"Kicked player {player_id}.",
+                                 refused="Not kicked")
         form = KickForm(initial={"player_id": request.GET.get("player")}, players=players)
         return self._confirm(
             request, room, title=f"Kick a player from {room.room_id}",
             text="The player is removed at once; everybody receives PLAYER_LEFT (kicked).",
             button="Kick", form=form, empty=not players,
         )
+
+    def _perform(
+        self, request: HttpRequest, room: Room, action: Callable[[], str], *, log: str,
+        refused: str,
+    ) -> HttpResponseRedirect:
+        """The confirmed POST of a live action: run it (it returns what to tell the
+        operator), log it on the room, and go back to the room's page."""
+        try:
+            done = action()
+        except ProtocolError as exc:
+            self.message_user(request, f"{refused}: {exc.message}", messages.ERROR)
+        else:
+            self.log_change(request, room, log)
+            self.message_user(request, done)
+        return self._back_to(room)
 
     def _room_for_action(self, request: HttpRequest, object_id: str) -> Room:
         room = get_object_or_404(Room, pk=object_id)
@@ -393,6 +431,9 @@ class RoomAdmin(admin.ModelAdmin):
 
     # -- deleting rows of live rooms -------------------------------------
 
+    # The admin deletes inside a transaction: room_close closes the live room once it
+    # commits, so a delete that fails leaves the room open, row and live room alike.
+
     def delete_model(self, request: HttpRequest, obj: Room) -> None:
         services.room_close(room=obj, by=request.user)
         super().delete_model(request, obj)
@@ -431,11 +472,11 @@ class PlayerSessionAdmin(admin.ModelAdmin):
 
 
 def _live_number(room: Room, field: str) -> str:
-    live = getattr(room, "live", None)
-    if live is None:
+    numbers = getattr(room, "live_numbers", None)  # hung on by LiveChangeList
+    if numbers is None:
         return "–"
-    value = getattr(live, field)
-    if live.live:
+    value = getattr(numbers, field)
+    if numbers.loaded:
         return str(value)
     return format_html('<span title="from the latest snapshot">{} <small>(saved)</small></span>',
                        value)
@@ -447,7 +488,7 @@ def _player_label(player_id: str, state: dict[str, Any]) -> str:
 
 
 def _connection_label(view: selectors.RoomStateView, player_id: str) -> str:
-    if not view.live:
+    if not view.loaded:
         return "–"
     connected = view.connected.get(player_id)
     if connected is None:

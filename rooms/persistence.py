@@ -1,5 +1,5 @@
 """Write-behind persistence: room snapshots and session tokens reach the database
-in the background, never on the path of a message (seed §6.2).
+in the background, never on the path of a message (docs/persistence.md).
 
 Two halves, one per side of a thread boundary:
 

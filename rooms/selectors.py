@@ -22,18 +22,18 @@ from sync.consumer import identity_of
 from sync.directory import Identity, may_join
 
 from .directory import room_config
-from .models import PlayerSession, Room, RoomSnapshot, Visibility
+from .models import Room, RoomSnapshot, Visibility
 
 EMPTY_STATE: dict[str, Any] = {"players": {}, "entities": {}}
 
 
 @dataclass(frozen=True, slots=True)
 class RoomLive:
-    """A room's live numbers; ``live`` False means read from its latest snapshot."""
+    """A room's live numbers; ``loaded`` False: read from its latest snapshot."""
 
     player_count: int
     version: int
-    live: bool
+    loaded: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +52,14 @@ class RoomInfo:
 
 @dataclass(frozen=True, slots=True)
 class RoomStateView:
+    """A room's state to show: the live one, or ``loaded`` False: its latest snapshot's."""
+
     room_id: str
     version: int
     state: dict[str, Any]
-    #: playerId → socket connected (False: in its grace period); empty when not live.
+    #: playerId → socket connected (False: in its grace period); empty when not loaded.
     connected: dict[str, bool]
-    live: bool
+    loaded: bool
 
 
 # -- access -------------------------------------------------------------------
@@ -106,7 +108,7 @@ def rooms_live(rooms: Iterable[Room]) -> dict[str, RoomLive]:
     rooms = list(rooms)
     live = live_api.room_states([room.room_id for room in rooms]) if rooms else {}
     found = {
-        room_id: RoomLive(state.player_count, state.version, live=True)
+        room_id: RoomLive(state.player_count, state.version, loaded=True)
         for room_id, state in live.items()
     }
     missing = [room.pk for room in rooms if room.room_id not in found]
@@ -118,12 +120,8 @@ def rooms_live(rooms: Iterable[Room]) -> dict[str, RoomLive]:
         ).values_list("room_id", "snapshot_version", "snapshot_players")
         for room_id, version, players in rows:
             count = len(players) if isinstance(players, dict) else 0
-            found[room_id] = RoomLive(count, version or 0, live=False)
+            found[room_id] = RoomLive(count, version or 0, loaded=False)
     return found
-
-
-def room_live(room: Room) -> RoomLive:
-    return rooms_live([room])[room.room_id]
 
 
 def room_infos(rooms: Sequence[Room]) -> list[RoomInfo]:
@@ -149,26 +147,18 @@ def room_info(room: Room) -> RoomInfo:
     return room_infos([room])[0]
 
 
-def room_state(room: Room) -> RoomStateView:
-    """The live state of a room; its latest snapshot when the store does not hold it."""
+def room_state_or_snapshot(room: Room) -> RoomStateView:
+    """The live state of a room; its latest snapshot when the store does not hold it
+    (``sync.api.room_state`` is the live state alone, None when not loaded)."""
     live = live_api.room_state(room.room_id)
     if live is not None:
-        return RoomStateView(room.room_id, live.version, live.state, live.connected, live=True)
+        return RoomStateView(room.room_id, live.version, live.state, live.connected, loaded=True)
     snapshot = room_latest_snapshot(room)
     if snapshot is None:
-        return RoomStateView(room.room_id, 0, EMPTY_STATE, {}, live=False)
+        return RoomStateView(room.room_id, 0, EMPTY_STATE, {}, loaded=False)
     state = {"players": {}, "entities": {}, **(snapshot.state or {})}
-    return RoomStateView(room.room_id, snapshot.version, state, {}, live=False)
+    return RoomStateView(room.room_id, snapshot.version, state, {}, loaded=False)
 
 
 def room_latest_snapshot(room: Room) -> RoomSnapshot | None:
     return RoomSnapshot.objects.filter(room=room).order_by("-version").first()
-
-
-def room_recent_snapshots(room: Room, *, limit: int = 10) -> QuerySet[RoomSnapshot]:
-    ids = RoomSnapshot.objects.filter(room=room).order_by("-version").values("pk")[:limit]
-    return RoomSnapshot.objects.filter(pk__in=list(ids)).order_by("-version")
-
-
-def room_active_sessions(room: Room) -> QuerySet[PlayerSession]:
-    return PlayerSession.objects.filter(room=room, ended_at__isnull=True).select_related("user")

@@ -2,7 +2,10 @@
 
 Each service checks its input, changes the rows, then acts on the live room
 through ``sync.api`` (which reaches the members in whichever process holds
-them, as far as the store does). Permission checks belong to the caller
+them, as far as the store does). The live change waits for the caller's
+database transaction to commit (``transaction.on_commit``, as
+``rooms.signals`` does): a rollback changes no live room, and no transaction
+stays open while the store answers. Permission checks belong to the caller
 (``rooms.selectors.user_may_close``...): services trust ``by``, which is
 recorded in the log.
 """
@@ -10,10 +13,11 @@ recorded in the log.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from sync import api as live_api
@@ -23,6 +27,8 @@ from sync.core.room_types import get_room_type
 from .models import Room, Visibility
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 def room_create(
@@ -67,26 +73,54 @@ def room_create(
 
 
 def room_close(*, room: Room, by: Any) -> None:
-    """Close a room for good: its row is marked closed, then its members get
-    PLAYER_LEFT ``closed`` and ERROR ``ROOM_CLOSED`` on their next room message."""
+    """Close a room for good: its row is marked closed, then (once that commits) its
+    members get PLAYER_LEFT ``closed`` and ERROR ``ROOM_CLOSED`` on their next room
+    message."""
     if room.closed_at is None:
         room.closed_at = timezone.now()
         room.save(update_fields=["closed_at"])
     # Also when the row was already closed: a live room left open elsewhere is closed too.
-    live_api.close_room(room.room_id)
+    _on_commit(lambda: live_api.close_room(room.room_id), f"close room {room.room_id}")
     logger.info("room %s closed by %s", room.room_id, by)
 
 
-def room_reset(*, room: Room, by: Any, state: dict[str, Any] | None = None) -> int:
+def room_reset(*, room: Room, by: Any, state: dict[str, Any] | None = None) -> int | None:
     """Reset the live room (entities from ``state``, players back to their join
-    state); returns the new version. Raises ProtocolError (ROOM_CLOSED...)."""
-    version = live_api.reset_room(room.room_id, state)
+    state); returns the new version. Raises ProtocolError (ROOM_CLOSED...).
+
+    Inside a transaction the reset waits for the commit and this returns None."""
+    version = _on_commit(lambda: live_api.reset_room(room.room_id, state),
+                         f"reset room {room.room_id}")
     logger.info("room %s reset by %s (v%s)", room.room_id, by, version)
     return version
 
 
 def room_kick_player(*, room: Room, player_id: str, by: Any) -> None:
-    """Remove a player now (PLAYER_LEFT ``kicked``). Raises ProtocolError
-    NOT_IN_ROOM when the player is not in the room."""
-    live_api.kick_player(room.room_id, player_id)
+    """Remove a player now (PLAYER_LEFT ``kicked``), or once the caller's transaction
+    commits. Raises ProtocolError NOT_IN_ROOM when the player is not in the room
+    (outside a transaction; inside one the refusal is logged at the commit)."""
+    _on_commit(lambda: live_api.kick_player(room.room_id, player_id),
+               f"kick player {player_id} from room {room.room_id}")
     logger.info("player %s kicked from room %s by %s", player_id, room.room_id, by)
+
+
+def _on_commit(change: Callable[[], R], what: str) -> R | None:
+    """Run a live ``change`` once the current transaction commits.
+
+    Outside a transaction (autocommit: a plain view, a command) that is at once, and
+    the caller gets the result and the refusal. Inside one it is queued with
+    ``transaction.on_commit`` (dropped on rollback) and None is returned; a refusal
+    then is logged, since the rows have committed and nobody is left to tell.
+    """
+    using = router.db_for_write(Room)
+    if not transaction.get_connection(using).in_atomic_block:
+        return change()
+
+    def after_commit() -> None:
+        try:
+            change()
+        except Exception:
+            logger.exception("could not %s after the transaction committed", what)
+
+    transaction.on_commit(after_commit, using=using)
+    return None

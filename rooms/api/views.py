@@ -109,4 +109,4 @@ class RoomStateApi(ApiView):
             if not request.user.is_authenticated:
                 raise NotAuthenticated()
             raise PermissionDenied("You may not join this room.")
-        return Response(RoomStateSerializer(selectors.room_state(room)).data)
+        return Response(RoomStateSerializer(selectors.room_state_or_snapshot(room)).data)

@@ -1,6 +1,6 @@
 /**
  * Browser client of the Kasagi Sync protocol, version 1, plus the events of
- * 1.1 (MESSAGE / EVENT, §11) (/work/shared/PROTOCOL.md; usage in docs/js-client.md).
+ * 1.1 (MESSAGE / EVENT, §11) (docs/protocol.md; usage in docs/js-client.md).
  *
  * It keeps a read-only mirror of one room's state: a FULL_STATE replaces it,
  * each DELTA_UPDATE / PLAYER_JOINED / PLAYER_LEFT is applied only when its

@@ -120,6 +120,7 @@ def test_close_from_the_room_page(admin_client: Client, room: Room) -> None:
     assert "/live/close/" not in page  # no live actions on a closed room
 
 
+@pytest.mark.django_db(transaction=True)  # no test transaction: the reset runs at once
 def test_reset_of_a_room_that_is_not_live_says_why(admin_client: Client, room: Room) -> None:
     answer = admin_client.post(f"/admin/rooms/room/{room.pk}/live/reset/", follow=True)
     assert "Not reset" in answer.content.decode()
