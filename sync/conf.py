@@ -103,7 +103,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_ENV: dict[str, Setting] = {setting.env: setting for setting in SETTINGS}
-KASAGI_DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS if s.in_kasagi}
+BY_KEY: dict[str, Setting] = {s.name: s for s in SETTINGS if s.in_kasagi}
+KASAGI_DEFAULTS: dict[str, Any] = {key: s.default for key, s in BY_KEY.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +152,7 @@ def kasagi_settings() -> KasagiSettings:
 
 
 def _check(key: str, value: Any) -> None:
-    setting = next((s for s in SETTINGS if s.name == key and s.in_kasagi), None)
+    setting = BY_KEY.get(key)
     if setting is None:
         raise ImproperlyConfigured(
             f"settings.KASAGI has an unknown key {key!r}; known keys: "
@@ -181,7 +182,7 @@ def environment_value(environ: Mapping[str, str], env: str) -> Any:
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """``settings.KASAGI`` as the environment sets it, every key of the table included."""
-    return {s.name: environment_value(environ, s.env) for s in SETTINGS if s.in_kasagi}
+    return {key: environment_value(environ, s.env) for key, s in BY_KEY.items()}
 
 
 def parse(setting: Setting, raw: str) -> Any:
