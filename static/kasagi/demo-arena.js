@@ -1,6 +1,6 @@
 /**
- * The arena canvas of the room page: draws the dots, names and pointer
- * cursors, and turns pointer positions into arena coordinates.
+ * The arena canvas of the room page: draws the coins, dots, names and
+ * pointer cursors, and turns pointer positions into arena coordinates.
  *
  * The arena is a square of `size` units (the `arena` room type's 0..1000);
  * the canvas is whatever square the layout gives it, at the screen's pixel
@@ -10,6 +10,7 @@
  */
 
 const DOT_RADIUS = 10; // CSS px, whatever the canvas size: readable on a phone
+const COIN_RADIUS = 7;
 const LABEL_FONT = "600 12px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 
 /**
@@ -69,8 +70,9 @@ export class ArenaView {
    * Draw one frame.
    *
    * @param {Figure[]} figures
+   * @param {Point[]} [coins] the room's coins (under the dots)
    */
-  draw(figures) {
+  draw(figures, coins = []) {
     const { ctx, cssSize, ratio, theme } = this;
     const scale = cssSize / this.size;
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
@@ -78,6 +80,9 @@ export class ArenaView {
     ctx.fillRect(0, 0, cssSize, cssSize);
     this.#grid(scale);
     const px = (p) => ({ x: p.x * scale, y: p.y * scale });
+    for (const coin of coins) {
+      this.#coin(px(coin));
+    }
     for (const figure of figures) {
       if (figure.self && figure.confirmed) {
         // where the server has us: a ghost trailing the local dot by a round trip
@@ -120,6 +125,21 @@ export class ArenaView {
     ctx.stroke();
     ctx.strokeStyle = theme.border;
     ctx.strokeRect(0.5, 0.5, cssSize - 1, cssSize - 1);
+  }
+
+  #coin(at) {
+    const { ctx, theme } = this;
+    ctx.beginPath();
+    ctx.arc(at.x, at.y, COIN_RADIUS, 0, Math.PI * 2);
+    ctx.fillStyle = theme.coin;
+    ctx.fill();
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = theme.coinEdge;
+    ctx.stroke();
+    ctx.beginPath();
+    ctx.arc(at.x, at.y, COIN_RADIUS * 0.45, 0, Math.PI * 2);
+    ctx.lineWidth = 1;
+    ctx.stroke();
   }
 
   #dot(at, figure) {
@@ -184,5 +204,7 @@ function readTheme(element) {
     grid: read("--arena-grid", "#e5e7eb"),
     border: read("--arena-border", "#9ca3af"),
     text: read("--fg", "#111827"),
+    coin: read("--coin", "#facc15"),
+    coinEdge: read("--coin-edge", "#a16207"),
   };
 }

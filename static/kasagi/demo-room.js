@@ -7,6 +7,11 @@
  * state mirror, interpolated between the deltas. With `?spectate=1` the page
  * joins as a spectator and only watches.
  *
+ * The arena game (§12): the server's coins are drawn on the canvas, the
+ * players' server-owned `score` fills the scoreboard, EVENT `coin.taken`
+ * shows a toast; keys 1–5 (or the buttons) send MESSAGE `emote`, which the
+ * room relays to the others as EVENT `emote`: a bubble over the sender's dot.
+ *
  * `window.kasagiDemo` exposes the client and the local position, for the
  * browser tests and for poking at it from the console.
  *
@@ -15,6 +20,15 @@
 
 import { connect } from "./client.js";
 import { ArenaView } from "./demo-arena.js";
+import {
+  COIN_TAKEN,
+  EMOTE_KIND,
+  coinTakenText,
+  coinsOf,
+  emoteForKey,
+  emoteOf,
+} from "./demo-game.js";
+import { GameView } from "./demo-game-view.js";
 import {
   Interpolator,
   KEY_DIRECTIONS,
@@ -51,6 +65,39 @@ const note = new SharedNote(
   { readOnly: spectate },
 );
 const panel = createPanel(client, { spectate });
+const game = new GameView(
+  {
+    scores: $("scores"),
+    scoreList: /** @type {HTMLOListElement} */ ($("scoreboard")),
+    bubbles: $("bubbles"),
+    toasts: $("toasts"),
+    emotes: $("emotes"),
+  },
+  { size, alwaysScores: config.roomType === "arena", onEmote: sendEmote },
+);
+/** requestIds of the emotes sent: their refusals are not about our position */
+const emoteRequests = new Set();
+
+/**
+ * Send an emote to the others (MESSAGE `emote`) and show it over our own dot
+ * at once: the sender receives nothing back (§11).
+ *
+ * @param {string} emoji
+ */
+function sendEmote(emoji) {
+  if (spectate || !client.playerId) {
+    return;
+  }
+  try {
+    emoteRequests.add(client.sendMessage(EMOTE_KIND, { emoji }));
+  } catch {
+    return; // not in the room right now (reconnecting): an emote is not worth queueing
+  }
+  if (emoteRequests.size > 50) {
+    emoteRequests.delete(emoteRequests.values().next().value);
+  }
+  game.bubbles.show(client.playerId, emoji, performance.now());
+}
 
 /* ---------------- local player ---------------- */
 
@@ -164,9 +211,17 @@ if (!spectate) {
     event.target instanceof HTMLElement &&
     (event.target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName));
   window.addEventListener("keydown", (event) => {
-    if (event.code in KEY_DIRECTIONS && !typing(event) && !event.altKey && !event.ctrlKey &&
-        !event.metaKey) {
+    if (typing(event) || event.altKey || event.ctrlKey || event.metaKey) {
+      return;
+    }
+    if (event.code in KEY_DIRECTIONS) {
       keys.add(event.code);
+      event.preventDefault();
+      return;
+    }
+    const emoji = emoteForKey(event.code);
+    if (emoji && !event.repeat) {
+      sendEmote(emoji);
       event.preventDefault();
     }
   });
@@ -218,6 +273,23 @@ client.on("state", ({ state, type }) => {
   }
   note.applyServer(state.entities?.[NOTE_ENTITY]);
   note.renderCarets(players, self);
+  game.renderScores(players, self);
+});
+
+client.on("event", ({ kind, data, from }) => {
+  const now = performance.now();
+  if (kind === EMOTE_KIND) {
+    const emoji = emoteOf(data);
+    if (emoji && from) {
+      game.bubbles.show(from, emoji, now);
+    }
+  } else if (kind === COIN_TAKEN) {
+    // the change that took the coin is already in the mirror (§11 order)
+    const text = coinTakenText(data, client.state?.players, client.playerId);
+    if (text) {
+      game.toast(text, now);
+    }
+  }
 });
 
 client.on("joined", ({ self, resumed }) => {
@@ -247,6 +319,9 @@ client.on("left", ({ self, reason, error }) => {
 });
 
 client.on("error", (error) => {
+  if (emoteRequests.has(error.requestId)) {
+    return; // an emote refused (rate limit...): nothing to repair
+  }
   if (noteRequests.has(error.requestId)) {
     if (error.code === "PAYLOAD_TOO_LARGE") {
       showBanner("The shared note has reached the room's size limit: new typing is not saved.");
@@ -273,6 +348,8 @@ function frame(now) {
   const players = client.state?.players ?? {};
   const self = client.playerId;
   const figures = [];
+  /** @type {Map<string, {x: number, y: number}>} where each dot is drawn, for the bubbles */
+  const drawnAt = new Map();
   for (const [id, player] of Object.entries(players)) {
     const name = String(player?.playerName ?? id);
     const color = typeof player?.color === "string" ? player.color : "#888888";
@@ -281,15 +358,19 @@ function frame(now) {
       if (position) {
         const confirmed = Number.isFinite(player.x) ? { x: player.x, y: player.y } : null;
         figures.push({ id, name, color, at: position, self: true, confirmed });
+        drawnAt.set(id, position);
       }
       continue;
     }
     const at = interpolator.sample(id, now);
     if (at) {
       figures.push({ id, name, color, at, cursor: pointer });
+      drawnAt.set(id, at);
     }
   }
-  arena.draw(figures);
+  arena.draw(figures, coinsOf(client.state?.entities));
+  game.renderBubbles(drawnAt, now);
+  game.renderToasts(now);
   requestAnimationFrame(frame);
 }
 
@@ -325,6 +406,12 @@ window.kasagiDemo = {
   config,
   joined,
   note,
+  game,
+  /** The emote bubbles showing now, by playerId. */
+  bubbles() {
+    return Object.fromEntries(game.bubbles.active(performance.now()));
+  },
+  sendEmote,
   get position() {
     return position && { ...position };
   },

@@ -293,3 +293,87 @@ def test_room_page_fits_a_phone(browse, room_id, artifacts_dir):
     screenshot(page, artifacts_dir, "room-phone", full_page=True)
     lobby = phone.page("/")
     assert lobby.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+FIRST_COIN = """() => {
+  const entities = window.kasagiDemo.client.state?.entities ?? {};
+  return Object.keys(entities).some((id) => id.startsWith("coin-"));
+}"""
+
+# The coin farthest from every other coin and from the other players: a jump onto it takes
+# that one only.
+PICK_COIN = """(self) => {
+  const state = window.kasagiDemo.client.state;
+  const coins = Object.entries(state.entities)
+    .filter(([id, c]) => id.startsWith("coin-") && c.kind === "coin")
+    .map(([id, c]) => ({ id, x: c.x, y: c.y }));
+  const others = Object.entries(state.players).filter(([id]) => id !== self).map(([, p]) => p);
+  const room = (coin) => Math.min(1e9, ...[...coins.filter((c) => c !== coin), ...others]
+    .map((o) => Math.hypot(o.x - coin.x, o.y - coin.y)));
+  return coins.sort((a, b) => room(b) - room(a))[0];
+}"""
+
+
+def bubble_shows(page, pid: str, emoji: str) -> None:
+    """Wait for the emote bubble ``emoji`` over ``pid``'s dot, in the DOM."""
+    page.wait_for_function(
+        "([id, emoji]) => document.querySelector("
+        "`#bubbles .bubble[data-player-id=\"${id}\"]`)?.textContent === emoji",
+        arg=[pid, emoji],
+    )
+
+
+def wait_score(page, pid: str, score: int) -> None:
+    page.wait_for_function(
+        "([id, score]) => document.querySelector("
+        "`#scoreboard li[data-player-id=\"${id}\"]`)?.dataset.score === String(score)",
+        arg=[pid, score],
+    )
+
+
+def test_arena_emotes_coins_scoreboard_and_toast(browse, room_id, artifacts_dir):
+    profile = browse()
+    page1, page2 = profile.room(room_id), profile.room(room_id)
+    id1, id2 = player_id(page1), player_id(page2)
+    wait_player(page2, id1, "!!p")
+    wait_player(page1, id2, "!!p")
+    emotes = page1.evaluate("() => [...document.querySelectorAll('#emotes button')]"
+                            ".map((b) => b.dataset.emote)")
+    assert len(emotes) == 5
+
+    # key 3 on page 1: a bubble over page 1's dot on page 2, and at once on page 1 itself
+    page1.locator("#arena").focus()
+    page1.keyboard.press("3")
+    bubble_shows(page2, id1, emotes[2])
+    bubble_shows(page1, id1, emotes[2])
+    # a touch button on page 2: the bubble over page 2's dot on page 1
+    page2.click(f'#emotes button[data-emote="{emotes[4]}"]')
+    bubble_shows(page1, id2, emotes[4])
+    assert page1.evaluate("() => window.kasagiDemo.bubbles()")[id2] == emotes[4]
+
+    # the server places coins: both pages have one, drawn from their mirrors
+    page1.wait_for_function(FIRST_COIN)
+    page2.wait_for_function(FIRST_COIN)
+    assert page1.locator("#scores").is_visible()
+    coin = page1.evaluate(PICK_COIN, id1)
+    before = players(page1)[id1].get("score", 0)
+    name1 = players(page2)[id1]["playerName"]
+
+    # page 1's player jumps onto it through the page's client. Not a timing assertion: the
+    # arena's speed rule allows a jump of any length once 0.85 s passed since the last move.
+    page1.wait_for_timeout(1000)
+    page1.evaluate("(c) => window.kasagiDemo.client.update({x: c.x, y: c.y})", coin)
+
+    for page in (page1, page2):
+        wait_score(page, id1, before + 1)
+        page.wait_for_function("(id) => !(id in window.kasagiDemo.client.state.entities)",
+                               arg=coin["id"])
+    page2.wait_for_function(
+        "(text) => [...document.querySelectorAll('#toasts .toast')]"
+        ".some((t) => t.textContent === text)",
+        arg=f"coin taken by {name1}",
+    )
+    top = page2.locator("#scoreboard li").first
+    assert top.get_attribute("data-player-id") == id1  # the best score heads the board
+    assert players(page2)[id1]["score"] == before + 1
+    screenshot(page2, artifacts_dir, "arena-game-page2")
