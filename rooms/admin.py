@@ -157,6 +157,11 @@ LIVE_ACTIONS = {
 }
 
 
+class AnnounceForm(forms.Form):
+    text = forms.CharField(label="Announcement", max_length=500, widget=forms.Textarea(
+        attrs={"rows": 3, "cols": 60}))
+
+
 class KickForm(forms.Form):
     player_id = forms.ChoiceField(label="Player")
 
@@ -288,6 +293,7 @@ class RoomAdmin(admin.ModelAdmin):
                 reset_url=self._url(room, "reset"),
                 close_url=self._url(room, "close"),
                 kick_url=self._url(room, "kick"),
+                announce_url=self._url(room, "announce"),
             )
         return super().change_view(request, object_id, form_url, extra)
 
@@ -303,6 +309,8 @@ class RoomAdmin(admin.ModelAdmin):
                 for key, action in LIVE_ACTIONS.items()
             ),
             path("<path:object_id>/live/kick/", wrap(self.kick_view), name=f"{name}_kick"),
+            path("<path:object_id>/live/announce/", wrap(self.announce_view),
+                 name=f"{name}_announce"),
             *super().get_urls(),
         ]
 
@@ -337,6 +345,26 @@ class RoomAdmin(admin.ModelAdmin):
             request, room, title=f"Kick a player from {room.room_id}",
             text="The player is removed at once; everybody receives PLAYER_LEFT (kicked).",
             button="Kick", form=form, empty=not players,
+        )
+
+    def announce_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Send every member an EVENT ``announcement`` (§11) with the operator's text."""
+        room = self._room_for_action(request, object_id)
+        form = AnnounceForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            text = form.cleaned_data["text"]
+
+            def announce() -> str:
+                services.room_announce(room=room, text=text, by=request.user)
+                return "The announcement was sent to the room's members."
+
+            return self._perform(request, room, announce, log="Sent an announcement.",
+                                 refused="Not sent")
+        return self._confirm(
+            request, room, title=f"Announce in {room.room_id}",
+            text="Every member receives EVENT announcement with this text (not state: "
+                 "players who join later or are reconnecting do not get it).",
+            button="Send", form=form,
         )
 
     def _perform(

@@ -104,6 +104,17 @@ def room_kick_player(*, room: Room, player_id: str, by: Any) -> None:
     logger.info("player %s kicked from room %s by %s", player_id, room.room_id, by)
 
 
+def room_announce(*, room: Room, text: str, by: Any) -> None:
+    """Send EVENT ``announcement`` ``{"text", "by"}`` to every member of a live room
+    (an operator's message: maintenance, a tournament starting...). Not state."""
+    by_name = by.get_username() if getattr(by, "is_authenticated", False) else None
+    _on_commit(
+        lambda: live_api.send_event(
+            room.room_id, "announcement", {"text": text, "by": by_name}),
+        f"announce in room {room.room_id}")
+    logger.info("announcement in room %s by %s", room.room_id, by)
+
+
 def _on_commit(change: Callable[[], R], what: str) -> R | None:
     """Run a live ``change`` once the current transaction commits.
 

@@ -159,7 +159,9 @@ class MemoryRoomStore(LoadedRooms):
             if resumed is not None:
                 return resumed
         player_id = new_player_id()
-        change = live.room.join(player_id, fields, now=self._now(), identity=who.player_fields())
+        identity = who.player_fields()
+        live.room.room_type.check_join(live.room.players, fields, identity=identity)
+        change = live.room.join(player_id, fields, now=self._now(), identity=identity)
         token = new_token()
         token_hash = hash_token(token)
         live.sessions[player_id] = PlayerSession(token_hash, connection)

@@ -186,3 +186,27 @@ async def test_admin_changes_to_a_live_room_apply_at_once(
             break
         await asyncio.sleep(0.1)
     assert frame["type"] == "FULL_STATE", frame
+
+
+async def test_admin_sends_an_announcement_event(
+    kasagi_server: Any, operator: LiveUser, room_id: str
+) -> None:
+    await make_room(kasagi_server, operator, room_id)
+    ann = await Conn.open(kasagi_server.ws_url)
+    full = await ann.join(room_id, playerName="Ann")
+    admin = await admin_session(kasagi_server, operator)
+    pk = await asyncio.to_thread(admin_room_pk, admin, room_id)
+    page = await asyncio.to_thread(admin.get, f"/admin/rooms/room/{pk}/change/")
+    assert f"/admin/rooms/room/{pk}/live/announce/" in page.text
+    done = await asyncio.to_thread(
+        admin.post_form, f"/admin/rooms/room/{pk}/live/announce/",
+        {"text": "Server restarts in 5 minutes"},
+    )
+    assert done.status == 302
+    event = await ann.expect("EVENT", kind="announcement")
+    assert event["payload"]["data"] == {
+        "text": "Server restarts in 5 minutes", "by": operator.username}
+    assert event["payload"]["from"] is None and "version" not in event
+    await ann.send({"type": "RESYNC", "roomId": room_id})
+    assert (await ann.expect("FULL_STATE"))["version"] == full["version"]  # not state
+    await ann.close()
