@@ -1,7 +1,7 @@
 """A process's copy of one room, fed only from the room's Redis log.
 
 ``MirrorRoom`` is the pure ``Room`` plus the version at which each object last
-changed (``ov``, the token of the per-object compare-and-set) and ``apply``,
+changed (``object_versions``, the token of the per-object compare-and-set) and ``apply``,
 which replays a committed change. Writes never touch the mirror: they are
 validated on a one-object scratch room (``scratch``), committed by Lua, and
 come back through the log in version order like everybody else's.
@@ -9,6 +9,9 @@ come back through the log in version order like everybody else's.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -18,6 +21,7 @@ from ..core.limits import Limits
 from ..core.merge_patch import apply_patch
 from ..core.room import Room, json_size
 from ..core.room_types import PlayerMeta, RoomType
+from ..directory import RoomConfig
 
 KINDS = {b"D": ChangeKind.DELTA, b"J": ChangeKind.JOINED, b"L": ChangeKind.LEFT}
 TABLES = {"players": "p:", "entities": "e:"}
@@ -26,6 +30,8 @@ UNLIMITED = 1 << 30
 
 
 class MirrorRoom(Room):
+    """The room's state as this process last read it from the log."""
+
     def __init__(
         self, room_id: str, room_type: RoomType, limits: Limits, *, version: int,
         objects: dict[str, Any], object_versions: dict[str, int],
@@ -37,7 +43,7 @@ class MirrorRoom(Room):
             room_id, room_type, limits, state={"players": players, "entities": entities},
             version=version, max_players=max_players, now=now,
         )
-        self.ov = dict(object_versions)
+        self.object_versions = dict(object_versions)
         for pid, init in initial.items():
             if pid in self.meta:
                 self.meta[pid].initial = init
@@ -109,13 +115,13 @@ class MirrorRoom(Room):
         self.state_bytes -= self._sizes.pop(key, 0)
         if value is None:
             table.pop(name, None)
-            self.ov.pop(f"{kind}:{name}", None)
+            self.object_versions.pop(f"{kind}:{name}", None)
         else:
             table[name] = value
             size = json_size(value)
             self._sizes[key] = size
             self.state_bytes += size
-            self.ov[f"{kind}:{name}"] = version
+            self.object_versions[f"{kind}:{name}"] = version
 
     def seed_args(self) -> list[Any]:
         """``seed.lua`` arguments rebuilding Redis from this mirror (after Redis lost it)."""
@@ -154,3 +160,59 @@ def _pairs(flat: list[Any], convert: Any) -> dict[str, Any]:
         (k.decode() if isinstance(k, bytes) else k): convert(v)
         for k, v in zip(flat[::2], flat[1::2], strict=True)
     }
+
+
+@dataclass(slots=True)
+class MirroredRoom:
+    """A room loaded in this process by the Redis store: its configuration, its mirror,
+    how far the log has been read, and this process's writes in flight."""
+
+    config: RoomConfig
+    room: MirrorRoom
+    #: id of the last log entry applied (where the reader's next XREAD starts)
+    stream_id: bytes | str
+    #: this process's own commits not yet back through the log: field → (object, version)
+    recent: dict[str, tuple[dict[str, Any] | None, int]] = field(default_factory=dict)
+    waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+    #: a log gap was seen: the reader reloads the room before applying more
+    stale: bool = False
+    #: this process holds the room's snapshot lease (it reports changes to persistence)
+    snapshot_duty: bool = False
+    last_used: float = field(default_factory=time.monotonic)
+
+    def state(self) -> tuple[int, dict[str, Any]]:
+        return self.room.version, self.room.snapshot()
+
+    def base(self, field_name: str) -> tuple[dict[str, Any] | None, str]:
+        """The object a write to ``field_name`` starts from, and its version token."""
+        recent = self.recent.get(field_name)
+        if recent is not None:
+            if recent[1] > self.room.version:
+                return recent[0], str(recent[1])
+            del self.recent[field_name]
+        version = self.room.object_versions.get(field_name)
+        return self.room.object_of(field_name), "" if version is None else str(version)
+
+    def wait_for(self, version: int) -> asyncio.Future[None]:
+        """A future done once the mirror has applied ``version`` (or is reloaded)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append((version, future))
+        return future
+
+    def settle(self) -> None:
+        """Wake writers waiting for the mirror to reach their version."""
+        if self.waiters:
+            keep = []
+            for version, future in self.waiters:
+                if version <= self.room.version:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    keep.append((version, future))
+            self.waiters = keep
+
+    def release_all(self) -> None:
+        for _, future in self.waiters:
+            if not future.done():
+                future.set_result(None)
+        self.waiters = []

@@ -1,9 +1,12 @@
 """The Lua scripts of the cluster store, loaded once and called by name.
 
-Each script is one atomic step on the state of record (see ``lua/``). Room
-scripts share a prelude and take the room's keys (``redis_keys.room_keys``)
-plus ``prefix, maxlen, roomId`` first; replies are lists whose first item is
-a status (``ok``, ``miss``, ``closed``...). Nothing here decides room rules.
+Each script is one atomic step on the state of record (see ``lua/``). A room
+script shares a prelude, takes its room's keys (``redis_keys.room_keys``, plus
+a few of the same room) and ``maxlen`` first, and touches nothing outside its
+room (one hash slot on Redis Cluster). Replies are lists whose first item is a
+status, handed back as a ``Reply``. Single-key commands that keep the global
+indexes go out on the same connection, in order, next to the script they
+belong to (``before`` / ``after``). Nothing here decides room rules.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
+from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from redis.asyncio import Connection, Redis
 from redis.exceptions import NoScriptError, ResponseError
@@ -21,9 +27,47 @@ from . import redis_keys as keys
 
 _LUA = Path(__file__).with_name("lua")
 _PRELUDE = (_LUA / "_prelude.lua").read_text()
-ROOM_SCRIPTS = ("commit", "join", "leave", "disconnect", "resume", "seed", "load", "reset",
-                "close")
-PLAIN_SCRIPTS = ("reap", "lease")
+RoomScript = Literal["commit", "join", "leave", "disconnect", "resume", "orphan", "seed",
+                     "load", "reset", "close"]
+ROOM_SCRIPTS: tuple[RoomScript, ...] = (
+    "commit", "join", "leave", "disconnect", "resume", "orphan", "seed", "load", "reset", "close")
+PlainScript = Literal["lease", "runner", "fenced"]
+PLAIN_SCRIPTS: tuple[PlainScript, ...] = ("lease", "runner", "fenced")
+
+logger = logging.getLogger(__name__)
+
+
+class Reply(StrEnum):
+    """The status a room script answers with (the first item of its reply)."""
+
+    OK = "ok"
+    #: commit: the object changed since the write's base (its current value follows);
+    #: reset: the room version moved
+    MISS = "miss"
+    #: commit: nothing to write; seed: the room was already there
+    NOOP = "noop"
+    CLOSED = "closed"
+    #: the room has no state in Redis (Redis restarted empty): it is re-seeded
+    GONE = "gone"
+    FULL = "full"
+    BIG = "big"
+    #: commit: another writer holds this object's turn
+    LOCKED = "locked"
+    #: commit: the client's expectedVersion is not the room version
+    CONFLICT = "conflict"
+    #: the player is not in the room
+    ABSENT = "absent"
+    #: load: the room has no state in Redis (not an error: seed it)
+    MISSING = "missing"
+    #: leave in expire mode: not due, reclaimed, or nothing to do
+    SKIP = "skip"
+    #: resume: the token is not this player's
+    MISMATCH = "mismatch"
+    #: commit: a room code runner's lease is no longer current (another process runs it)
+    FENCED = "fenced"
+
+
+_REPLIES = {reply.value.encode(): reply for reply in Reply}
 
 #: entries kept per room log (approximate trim); a reader further behind reloads the room
 LOG_MAXLEN = 1000
@@ -124,29 +168,66 @@ class Scripts:
         self._room = {
             name: _Script(_PRELUDE + (_LUA / f"{name}.lua").read_text()) for name in ROOM_SCRIPTS
         }
-        self._plain = {
-            name: client.register_script((_LUA / f"{name}.lua").read_text())
-            for name in PLAIN_SCRIPTS
-        }
-        self._heads: dict[str, tuple[Any, ...]] = {}
+        self._plain = {name: _Script((_LUA / f"{name}.lua").read_text()) for name in PLAIN_SCRIPTS}
+        self._keys: dict[str, list[str]] = {}
 
-    async def room(self, name: str, room_id: str, *args: Any) -> list[Any]:
-        """Run a room script; the reply with its status decoded."""
+    async def room(
+        self, name: RoomScript, room_id: str, *args: Any, extra_keys: Sequence[str] = (),
+        before: Sequence[Sequence[Any]] = (), after: Sequence[Sequence[Any]] = (),
+    ) -> Any:
+        """Run a room script; its reply, the status as a ``Reply``.
+
+        ``before`` and ``after`` are single-key commands sent in the same write,
+        just before and just after the script (their replies are not waited for):
+        Redis runs them in that order, so an index updated next to a script is
+        never left out by a process that dies between the two.
+        """
         script = self._room[name]
-        head = self._heads.get(room_id)
-        if head is None:
-            if len(self._heads) > 10_000:
-                self._heads.clear()
-            head = self._heads[room_id] = (
-                len(keys.ROOM_PARTS), *keys.room_keys(room_id), keys.PREFIX, LOG_MAXLEN, room_id)
-        try:
-            reply = await self._call(pack_command(("EVALSHA", script.sha, *head, *args)))
-        except NoScriptError:
-            await self._client.script_load(script.source)
-            reply = await self._call(pack_command(("EVALSHA", script.sha, *head, *args)))
+        keys_ = self._keys.get(room_id)
+        if keys_ is None:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            keys_ = self._keys[room_id] = keys.room_keys(room_id)
+        packed = pack_command((
+            "EVALSHA", script.sha, len(keys_) + len(extra_keys), *keys_, *extra_keys,
+            LOG_MAXLEN, *args))
+        reply = await self._run(script, packed, before, after)
         if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
-            reply[0] = reply[0].decode()
+            reply[0] = _REPLIES[reply[0]]
         return reply
+
+    async def plain(self, name: PlainScript, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a script that is not a room script (its keys in one slot all the same)."""
+        script = self._plain[name]
+        packed = pack_command(("EVALSHA", script.sha, len(keys_), *keys_, *args))
+        return await self._run(script, packed, (), ())
+
+    async def _run(
+        self, script: _Script, packed: bytes, before: Sequence[Sequence[Any]],
+        after: Sequence[Sequence[Any]],
+    ) -> Any:
+        for attempt in range(2):
+            for command in before:
+                self.send(*command)
+            future = self._call(packed)
+            for command in after:
+                self.send(*command)
+            try:
+                return await future
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self._client.script_load(script.source)
+        raise AssertionError("unreachable")
+
+    def send(self, *command: Any) -> None:
+        """Queue a command on this connection without waiting for its reply (a
+        failure is logged: the indexes it keeps tolerate a missed update)."""
+        self._call(pack_command(command)).add_done_callback(_log_failure)
+
+    async def command(self, *command: Any) -> Any:
+        """A command on this connection, in order with the scripts; its raw reply."""
+        return await self._call(pack_command(command))
 
     def _call(self, packed: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -181,15 +262,11 @@ class Scripts:
     async def close(self) -> None:
         await self._wire.drop()
 
-    async def reap(self, proc: str, grace_ms: int) -> int:
-        return await self._plain["reap"](
-            keys=[keys.PROCS, keys.heartbeat_key(proc), keys.proc_players_key(proc), keys.GRACE],
-            args=[keys.PREFIX, proc, grace_ms],
-        )
+    async def lease(self, room_id: str, me: str, px: int) -> bool:
+        """Take or renew this process's snapshot duty for a room."""
+        return bool(await self.plain("lease", [keys.lease_key(room_id)], [me, px]))
 
-    async def lease(self, room_ids: list[str], me: str, px: int) -> list[int]:
-        if not room_ids:
-            return []
-        return await self._plain["lease"](
-            keys=[keys.lease_key(r) for r in room_ids], args=[me, px]
-        )
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.debug("redis: an index update failed: %s", future.exception())

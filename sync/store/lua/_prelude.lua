@@ -1,8 +1,11 @@
 -- Shared by every room script (prepended by redis_scripts.py).
--- KEYS: meta obj ov init conn tok log grace   ARGV: prefix maxlen roomId ...
+-- KEYS: meta obj ov init conn tok bytoken log grace (redis_keys.ROOM_PARTS), then any
+-- script-specific keys of the same room; ARGV: maxlen, then the script's own arguments.
+-- A room script touches the keys of its room only (one hash slot on a cluster): the
+-- global indexes (processes' player sets, rooms with graces) are kept by the caller.
 local META, OBJ, OV, INIT = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local CONN, TOK, LOG, GRACE = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local PREFIX, MAXLEN, ROOM = ARGV[1], ARGV[2], ARGV[3]
+local CONN, TOK, BYTOKEN, LOG, GRACE = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local MAXLEN = ARGV[1]
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -17,8 +20,8 @@ local function unusable()
   return nil
 end
 
--- one version bump and its log entry
-local function bump(kind, patch, payload, bytes_delta)
+-- one version bump and its log entry (source 'r': made by the room's code runner)
+local function bump(kind, patch, payload, bytes_delta, source)
   local v = tonumber(redis.call('HGET', META, 'v'))
   local nv = v + 1
   redis.call('HSET', META, 'v', nv)
@@ -26,37 +29,32 @@ local function bump(kind, patch, payload, bytes_delta)
   if payload ~= '' then
     redis.call('XADD', LOG, 'MAXLEN', '~', MAXLEN, '*',
       'v', nv, 'b', v, 'k', kind, 'p', patch, 'd', payload)
+  elseif source then
+    redis.call('XADD', LOG, 'MAXLEN', '~', MAXLEN, '*',
+      'v', nv, 'b', v, 'k', kind, 'p', patch, 's', source)
   else
     redis.call('XADD', LOG, 'MAXLEN', '~', MAXLEN, '*', 'v', nv, 'b', v, 'k', kind, 'p', patch)
   end
   return nv
 end
 
-local function proc_players(conn_id)
-  return PREFIX .. 'proc:' .. string.match(conn_id, '^(.*)|') .. ':players'
-end
-
-local function member(pid)
-  return ROOM .. '\n' .. pid
-end
-
--- remove a player with a PLAYER_LEFT; returns new version and its token hash
+-- remove a player with a PLAYER_LEFT; returns the new version, its token hash and the
+-- socket that owned it ('' when none)
 local function remove_player(pid, reason)
   local f = 'p:' .. pid
   local old = redis.call('HGET', OBJ, f)
   if not old then return nil end
   local conn = redis.call('HGET', CONN, pid)
-  if conn then redis.call('SREM', proc_players(conn), member(pid)) end
   local tok = redis.call('HGET', TOK, pid)
-  if tok then redis.call('DEL', PREFIX .. 'token:' .. tok) end
+  if tok then redis.call('HDEL', BYTOKEN, tok) end
   redis.call('HDEL', OBJ, f)
   redis.call('HDEL', OV, f)
   redis.call('HDEL', INIT, pid)
   redis.call('HDEL', CONN, pid)
   redis.call('HDEL', TOK, pid)
-  redis.call('ZREM', GRACE, member(pid))
+  redis.call('ZREM', GRACE, pid)
   redis.call('HINCRBY', META, 'n', -1)
   local nv = bump('L', '{"players":{"' .. pid .. '":null}}',
     '{"playerId":"' .. pid .. '","reason":"' .. reason .. '"}', -#old)
-  return nv, tok or ''
+  return nv, tok or '', conn or ''
 end

@@ -1,14 +1,17 @@
 -- Compare-and-set of ONE player/entity object, then bump + log.
--- ARGV[4..]: field expect_ov expected_version new_json patch max_bytes noop writer claim
+-- KEYS[10]: the object's turn key.
+-- ARGV[2..]: field expect_ov expected_version new_json patch max_bytes noop writer claim fence
 -- A writer that keeps missing (a hot object, a slow process) passes claim='1': on its next
 -- miss it takes a short per-object turn that makes every other writer wait ('locked'),
 -- so its retry cannot miss again and nobody starves.
-local field, expect_ov, expected = ARGV[4], ARGV[5], ARGV[6]
-local new_json, patch, max_bytes, noop = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
-local writer, claim = ARGV[11], ARGV[12]
+local field, expect_ov, expected = ARGV[2], ARGV[3], ARGV[4]
+local new_json, patch, max_bytes, noop = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local writer, claim, fence = ARGV[9], ARGV[10], ARGV[11]
+local turn = KEYS[10]
 local refused = unusable()
 if refused then return refused end
-local turn = PREFIX .. 'room:{' .. ROOM .. '}:turn:' .. field
+-- a room code runner's write (KEYS[11]: the runner lease) only while its lease is current
+if fence ~= '' and redis.call('GET', KEYS[11]) ~= fence then return {'fenced'} end
 local holder = redis.call('GET', turn)
 if holder and holder ~= writer then return {'locked'} end
 local cur_ov = redis.call('HGET', OV, field) or ''
@@ -25,7 +28,7 @@ local delta = #new_json - #old
 if delta > 0 and tonumber(redis.call('HGET', META, 'b') or '0') + delta > max_bytes then
   return {'big'}
 end
-local nv = bump('D', patch, '', delta)
+local nv = bump('D', patch, '', delta, fence ~= '' and 'r' or nil)
 if new_json == '' then
   redis.call('HDEL', OBJ, field)
   redis.call('HDEL', OV, field)

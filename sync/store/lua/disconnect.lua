@@ -1,7 +1,7 @@
 -- The socket of a player went away: start its grace period if that socket still owns it.
--- ARGV[4..]: pid conn_id grace_ms
-local pid, conn_id, grace_ms = ARGV[4], ARGV[5], tonumber(ARGV[6])
+-- ARGV[2..]: pid conn_id grace_ms   → 1 when a grace period started, else 0
 -- conn_id 'proc|' (a process after an outage): any socket of that process
+local pid, conn_id, grace_ms = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local owner = redis.call('HGET', CONN, pid)
 if not owner then return 0 end
 if owner ~= conn_id and not (string.sub(conn_id, -1) == '|'
@@ -9,8 +9,8 @@ if owner ~= conn_id and not (string.sub(conn_id, -1) == '|'
   return 0
 end
 redis.call('HDEL', CONN, pid)
-redis.call('SREM', proc_players(owner), member(pid))
 if redis.call('HEXISTS', OBJ, 'p:' .. pid) == 1 then
-  redis.call('ZADD', GRACE, now_ms() + grace_ms, member(pid))
+  redis.call('ZADD', GRACE, now_ms() + grace_ms, pid)
+  return 1
 end
-return 1
+return 0

@@ -1,8 +1,8 @@
 -- A new player: room limits checked here, the authority on counts and sizes.
--- ARGV[4..]: pid player_json patch payload max_players max_bytes conn_id token_hash token_ttl
-local pid, player, patch, payload = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local max_players, max_bytes = tonumber(ARGV[8]), tonumber(ARGV[9])
-local conn_id, token_hash, token_ttl = ARGV[10], ARGV[11], ARGV[12]
+-- ARGV[2..]: pid player_json patch payload max_players max_bytes conn_id token_hash
+local pid, player, patch, payload = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local max_players, max_bytes = tonumber(ARGV[6]), tonumber(ARGV[7])
+local conn_id, token_hash = ARGV[8], ARGV[9]
 local refused = unusable()
 if refused then return refused end
 local n, b = unpack(redis.call('HMGET', META, 'n', 'b'))
@@ -16,7 +16,5 @@ redis.call('HSET', OV, f, nv)
 redis.call('HSET', INIT, pid, player)
 redis.call('HSET', CONN, pid, conn_id)
 redis.call('HSET', TOK, pid, token_hash)
-redis.call('SET', PREFIX .. 'token:' .. token_hash, ROOM .. '\n' .. pid, 'EX', token_ttl)
-redis.call('SADD', proc_players(conn_id), member(pid))
-redis.call('SADD', PREFIX .. 'procs', string.match(conn_id, '^(.*)|'))
+redis.call('HSET', BYTOKEN, token_hash, pid)
 return {'ok', nv}

@@ -1,13 +1,7 @@
--- Snapshot duty: one process per room. KEYS: lease keys   ARGV: me px   → 1/0 per key
-local out = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
-    out[i] = 1
-  elseif redis.call('GET', key) == ARGV[1] then
-    redis.call('PEXPIRE', key, ARGV[2])
-    out[i] = 1
-  else
-    out[i] = 0
-  end
+-- Snapshot duty: one process per room. KEYS[1]: the room's lease key   ARGV: me px  → 1/0
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
 end
-return out
+return 0

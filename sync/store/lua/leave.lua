@@ -1,22 +1,22 @@
 -- Remove a player (left / kicked / timeout). mode 'expire': only if its grace deadline
 -- has passed and nobody reclaimed it, so a timeout happens exactly once cluster-wide.
--- ARGV[4..]: pid reason mode
-local pid, reason, mode = ARGV[4], ARGV[5], ARGV[6]
+-- ARGV[2..]: pid reason mode   → {'ok', version, token_hash, owner} (owner: its socket)
+local pid, reason, mode = ARGV[2], ARGV[3], ARGV[4]
 if mode == 'expire' then
-  local deadline = redis.call('ZSCORE', GRACE, member(pid))
+  local deadline = redis.call('ZSCORE', GRACE, pid)
   if not deadline then return {'skip'} end
   if tonumber(deadline) > now_ms() then return {'skip'} end
   if redis.call('HEXISTS', CONN, pid) == 1 then
-    redis.call('ZREM', GRACE, member(pid))
+    redis.call('ZREM', GRACE, pid)
     return {'skip'}
   end
   if redis.call('HGET', META, 'closed') == '1' or not redis.call('HGET', META, 'v') then
-    redis.call('ZREM', GRACE, member(pid))
+    redis.call('ZREM', GRACE, pid)
     return {'skip'}
   end
 end
 local refused = unusable()
 if refused then return refused end
-local nv, tok = remove_player(pid, reason)
+local nv, tok, conn = remove_player(pid, reason)
 if not nv then return {'absent'} end
-return {'ok', nv, tok}
+return {'ok', nv, tok, conn}
