@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from .errors import ErrorCode, ProtocolError
 from .room_code import HANDLES_ATTR, RoomContext, handles
+from .views import private_owners, without_private
 
 #: Fields no client may write in any room type; the server fills them in.
 SERVER_FIELDS: frozenset[str] = frozenset({"userId", "username"})
@@ -128,6 +129,21 @@ class RoomType:
     ) -> dict[str, Any]:
         """Validate a patch to a shared entity (``player_id`` None: the server)."""
         return patch
+
+    # -- views (§13, docs/views.md): what each member sees ---------------------
+
+    def view_audience(self, patch: dict[str, Any]) -> frozenset[str] | None:
+        """The players whose view of ``patch`` may differ from everyone else's
+        (spectators included), or None when everyone sees all of it. Called once
+        per change; default: the players whose object in it has a ``_`` field."""
+        return private_owners(patch)
+
+    def view_of(self, doc: dict[str, Any], viewer: str | None) -> dict[str, Any]:
+        """The part of ``doc`` (a room state, or a change's merge patch) that the
+        member ``viewer`` (None: a spectator) sees. It must be path-local: drop
+        keys by where they are, never by their values, and never add or change
+        any. Default: other players' private (``_``) fields are left out."""
+        return without_private(doc, viewer)
 
 
 def invalid(message: str) -> ProtocolError:
