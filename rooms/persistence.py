@@ -370,6 +370,8 @@ class DatabasePersistence:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
+        #: the store's ``seal_epochs`` (§14): rooms whose last snapshot a clean stop takes
+        self.seal_epochs: Callable[[], Iterable[str]] = tuple
 
     # -- hooks the store calls (return at once, never raise) --------------------
 
@@ -470,6 +472,10 @@ class DatabasePersistence:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        try:
+            self._dirty.update(self.seal_epochs())
+        except Exception:
+            logger.exception("could not seal the rooms' epochs")
         self.collect()
         now = timezone.now()
         sessions = [
@@ -521,5 +527,6 @@ def database_persistence(conf: KasagiSettings, store: Any) -> DatabasePersistenc
         writer=BackgroundWriter(kept=conf.snapshots_kept),
     )
     METRICS.persistence_queue = persistence.queue_length
+    persistence.seal_epochs = getattr(store, "seal_epochs", tuple)
     flush_on_shutdown(persistence)
     return persistence

@@ -157,6 +157,7 @@ def room_state_or_snapshot(room: Room) -> RoomStateView:
     if snapshot is None:
         return RoomStateView(room.room_id, 0, EMPTY_STATE, {}, loaded=False)
     state = {"players": {}, "entities": {}, **(snapshot.state or {})}
+    state.pop("epoch", None)  # §14 bookkeeping of the snapshot (sync.core.changelog), not state
     return RoomStateView(room.room_id, snapshot.version, state, {}, loaded=False)
 
 

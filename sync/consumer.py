@@ -26,7 +26,7 @@ from typing import Any
 from asgiref.sync import markcoroutinefunction
 from channels.exceptions import StopConsumer
 
-from .core.changes import LeaveReason
+from .core.changes import Change, LeaveReason
 from .core.codec import Codec, codec_for
 from .core.envelope import (
     ID_PATTERN,
@@ -225,6 +225,7 @@ class SyncConsumer:
         if self.room_id is not None:  # a second JOIN raced the first across the await
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM, f"already in room {self.room_id}")
         resumed = False
+        missed: list[Change] | None = None
         if not message.spectate:
             result = await store.join(
                 message.room_id, message.fields, who=self.who,
@@ -232,10 +233,29 @@ class SyncConsumer:
             )
             self.player_id, self.session_token, resumed = (
                 result.player_id, result.session_token, result.resumed)
+            if resumed:
+                missed = await self._missed(message)
         self.room_id, self.closed_room = message.room_id, None
-        self.fanout = store.fanout(message.room_id)
-        self.fanout.attach(self)
-        self.fanout.send_full_state(self, resumed=resumed, request_id=message.request_id)
+        self.fanout = fanout = store.fanout(message.room_id)
+        fanout.attach(self)
+        if missed is None or not fanout.send_resumed(
+            self, message.since_version, message.epoch, missed,  # type: ignore[arg-type]
+            request_id=message.request_id,
+        ):
+            fanout.send_full_state(self, resumed=resumed, request_id=message.request_id)
+
+    async def _missed(self, message: JoinRoom) -> list[Change] | None:
+        """§14: the changes a resuming client missed since the state it still holds,
+        when it named one (``sinceVersion`` and ``epoch``) in the room's epoch and the
+        room's change log still holds them all; None: it gets a FULL_STATE."""
+        since, epoch = message.since_version, message.epoch
+        store = self.runtime.store
+        room_epoch = getattr(store, "epoch", None)  # a store without recovery: FULL_STATE
+        if since is None or epoch is None or room_epoch is None:
+            return None
+        if epoch != room_epoch(message.room_id):
+            return None
+        return await store.recent_changes(message.room_id, since)
 
     async def on_leave(self, message: LeaveRoom) -> None:
         self._require_room(message.room_id)

@@ -17,7 +17,7 @@ from .core.limits import Limits
 from .directory import MemoryDirectory, RoomDirectory
 from .hub import Hub
 from .metrics import METRICS
-from .store.base import NullPersistence, Persistence
+from .store.base import NullPersistence, Persistence, RoomStore
 from .store.memory import MemoryRoomStore
 
 
@@ -26,14 +26,14 @@ class Runtime:
     settings: KasagiSettings
     limits: Limits
     hub: Hub
-    store: MemoryRoomStore
+    store: RoomStore
     persistence: Any
     #: The event loop the engine was built on (None: built outside one).
     loop: asyncio.AbstractEventLoop | None = None
 
 
 DirectoryFactory = Callable[[KasagiSettings], RoomDirectory]
-PersistenceFactory = Callable[[KasagiSettings, "MemoryRoomStore"], Persistence]
+PersistenceFactory = Callable[[KasagiSettings, RoomStore], Persistence]
 
 _directory_factory: DirectoryFactory = lambda conf: MemoryDirectory()  # noqa: E731
 _persistence_factory: PersistenceFactory = lambda conf, store: NullPersistence()  # noqa: E731
@@ -60,7 +60,7 @@ def get_runtime() -> Runtime:
         if conf.redis_url:
             from .store.redis import RedisRoomStore
 
-            store = RedisRoomStore(
+            store: RoomStore = RedisRoomStore(
                 hub, _directory_factory(conf), limits=limits, grace_seconds=conf.grace_period,
                 redis_url=conf.redis_url, snapshot_interval=conf.snapshot_interval,
                 room_idle_unload=conf.room_idle_unload,
@@ -68,6 +68,7 @@ def get_runtime() -> Runtime:
         else:
             store = MemoryRoomStore(
                 hub, _directory_factory(conf), limits=limits, grace_seconds=conf.grace_period,
+                recovery_log=conf.recovery_log,
             )
         persistence = _persistence_factory(conf, store)
         store.persistence = persistence

@@ -31,6 +31,9 @@ class JoinRoom:
     session_token: str | None = None
     spectate: bool = False
     request_id: RequestId = None
+    #: (1.1, §14) the version and epoch of the state the client still holds
+    since_version: int | None = None
+    epoch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +173,14 @@ def _parse_join(data, room_id, payload, request_id, limits) -> JoinRoom:
         spectate = False
     if type(spectate) is not bool:
         raise _bad("spectate must be a boolean")
+    since = fields.pop("sinceVersion", None)
+    if since is not None and (type(since) is not int or since < 0):
+        raise _bad("sinceVersion must be a non-negative integer")
+    epoch = fields.pop("epoch", None)
+    if epoch is not None and (type(epoch) is not str or len(epoch) > 128):
+        raise _bad("epoch must be a string of at most 128 characters")
     check_document(fields, limits, "payload")
-    return JoinRoom(room_id, fields, token or None, spectate, request_id)
+    return JoinRoom(room_id, fields, token or None, spectate, request_id, since, epoch)
 
 
 def _parse_leave(data, room_id, payload, request_id, limits) -> LeaveRoom:

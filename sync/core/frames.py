@@ -49,17 +49,50 @@ def full_state_frame(
     resumed: bool,
     timestamp: int,
     request_id: RequestId = None,
+    epoch: str | None = None,
 ) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "playerId": player_id,
+        "sessionToken": session_token,
+        "resumed": resumed,
+    }
+    if epoch is not None:
+        payload["epoch"] = epoch
+    payload["state"] = state
     frame: dict[str, Any] = {
         "type": "FULL_STATE",
+        "roomId": room_id,
+        "version": version,
+        "timestamp": timestamp,
+        "payload": payload,
+    }
+    if request_id is not None:
+        frame["requestId"] = request_id
+    return frame
+
+
+def resumed_frame(
+    room_id: str,
+    version: int,
+    *,
+    player_id: str,
+    session_token: str,
+    epoch: str,
+    timestamp: int,
+    request_id: RequestId = None,
+) -> dict[str, Any]:
+    """RESUMED (§14): the client keeps its state at ``version``; the frames that
+    follow continue its chain from there."""
+    frame: dict[str, Any] = {
+        "type": "RESUMED",
         "roomId": room_id,
         "version": version,
         "timestamp": timestamp,
         "payload": {
             "playerId": player_id,
             "sessionToken": session_token,
-            "resumed": resumed,
-            "state": state,
+            "resumed": True,
+            "epoch": epoch,
         },
     }
     if request_id is not None:

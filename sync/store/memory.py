@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..core.changelog import EPOCH_KEY, ChangeLog, new_epoch
 from ..core.changes import Change, LeaveReason
 from ..core.envelope import Message, StateUpdate
 from ..core.errors import ErrorCode, ProtocolError
@@ -50,6 +51,9 @@ class LiveRoom:
     #: the code's server-only data and timers, as last saved, and a save counter
     code_state: dict[str, Any] | None = None
     code_revision: int = 0
+    #: §14: the room's epoch and its recent changes (recovery by version)
+    epoch: str = field(default_factory=new_epoch)
+    log: ChangeLog = field(default_factory=lambda: ChangeLog(1000))
 
     def state(self) -> tuple[int, dict[str, Any]]:
         return self.room.version, self.room.snapshot()
@@ -99,11 +103,16 @@ class MemoryRoomStore(LoadedRooms):
         limits: Limits,
         grace_seconds: float,
         persistence: Persistence | None = None,
+        recovery_log: int = 1000,
     ) -> None:
         self.hub = hub
         self.directory = directory
         self.limits = limits
         self.grace_seconds = grace_seconds
+        #: changes each room keeps for recovery by version (§14, KASAGI_RECOVERY_LOG)
+        self.recovery_log = recovery_log
+        #: a clean stop took its last snapshots (``seal_epochs``): no change goes out any more
+        self.sealed = False
         self.persistence = persistence or NullPersistence()
         self.rooms: dict[str, LiveRoom] = {}
         self.closed: set[str] = set()
@@ -134,7 +143,9 @@ class MemoryRoomStore(LoadedRooms):
             version=snapshot.version if snapshot else 0,
             max_players=config.max_players, now=self._now(),
         )
-        live = self.rooms[room_id] = LiveRoom(config, room)
+        live = self.rooms[room_id] = LiveRoom(
+            config, room, epoch=_epoch_of(snapshot.state if snapshot else None),
+            log=ChangeLog(self.recovery_log))
         for player_id in room.players:
             # Restored players are disconnected until they resume within the grace period.
             session = live.sessions[player_id] = PlayerSession(token_hash="")
@@ -308,7 +319,29 @@ class MemoryRoomStore(LoadedRooms):
         state = live.room.snapshot()
         if live.code_state is not None:
             state["server"] = live.code_state
+        state[EPOCH_KEY] = {"id": live.epoch, "clean": self.sealed}
         return live.room.version, state, live.code_revision
+
+    def seal_epochs(self) -> list[str]:
+        """A clean stop: the next snapshot of every loaded room is its last state, and
+        says so (``clean``), so the room keeps its epoch when it is loaded again. From
+        here on changes are no longer sent to anyone: a version no snapshot holds must
+        not reach a client (it would name another state in the same epoch after the
+        restart). Returns the rooms to snapshot."""
+        self.sealed = True
+        for live in self.rooms.values():
+            live.code_revision += 1  # a new revision: snapshot even an unchanged room
+        return list(self.rooms)
+
+    def epoch(self, room_id: str) -> str | None:
+        live = self.rooms.get(room_id)
+        return live.epoch if live is not None else None
+
+    async def recent_changes(self, room_id: str, since: int) -> list[Change] | None:
+        """The room's changes after ``since`` up to its version, from its change log;
+        None when the log no longer holds them all (or ``since`` is in the future)."""
+        live = self.rooms.get(room_id)
+        return live.log.since(since, live.room.version) if live is not None else None
 
     # -- server-side operations (sync.api) ---------------------------------
 
@@ -348,7 +381,8 @@ class MemoryRoomStore(LoadedRooms):
 
     def fanout(self, room_id: str) -> RoomFanout:
         """This process's fan-out for a loaded room (created on demand)."""
-        return self.hub.room(room_id, self._live(room_id).state)
+        return self.hub.room(
+            room_id, self._live(room_id).state, lambda: self.epoch(room_id))
 
     async def snapshot(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
         """(version, state) of a live room, or None if it is not loaded here."""
@@ -364,10 +398,22 @@ class MemoryRoomStore(LoadedRooms):
 
     def _emit(self, room_id: str, live: LiveRoom, change: Change) -> int:
         live.last_change = time.time()
-        self.hub.publish(room_id, change)
+        live.log.append(change)
+        if not self.sealed:
+            self.hub.publish(room_id, change)
         self.persistence.room_changed(room_id)
         return change.version
 
     @staticmethod
     def _now() -> float:
         return time.monotonic()
+
+
+def _epoch_of(state: dict[str, Any] | None) -> str:
+    """The epoch of a room loaded from a snapshot's state (§14): the snapshot's own
+    when a clean stop wrote it as the room's last state, else a new one (the process
+    may have sent versions past the snapshot that are lost now)."""
+    saved = (state or {}).get(EPOCH_KEY)
+    if type(saved) is dict and saved.get("clean") is True and type(saved.get("id")) is str:
+        return saved["id"]
+    return new_epoch()

@@ -34,6 +34,7 @@ def test_closing_a_room_writes_its_end(live_database_url: str, live_db: LiveDB, 
     latest = live_db.snapshots(room_id)[0]
     # join (1), three updates (2..4), the player leaves with reason "closed" (5)
     assert latest["version"] == 5
+    assert latest["state"].pop("epoch")["clean"] is False  # §14: not a clean stop
     assert latest["state"] == {"players": {}, "entities": {"doc": {"n": 2}}}
     session = live_db.session(hash_token(result["token"]))
     assert session["ended_at"] is not None

@@ -48,6 +48,8 @@ async def test_clean_stop_loses_nothing(start_server, live_db: LiveDB, room_id: 
     # While it is down the database holds the last state and both sessions, hashed.
     snapshot = live_db.snapshots(room_id)[0]
     assert snapshot["version"] == before["version"]
+    # §14: a clean stop's snapshot is the room's last state, so it keeps its epoch
+    assert snapshot["state"].pop("epoch") == {"id": before["payload"]["epoch"], "clean": True}
     assert snapshot["state"] == before["payload"]["state"]
     for joined in (joined_a, joined_b):
         row = live_db.session(hash_token(joined["payload"]["sessionToken"]))

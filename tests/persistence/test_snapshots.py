@@ -40,6 +40,7 @@ async def test_changes_are_snapshotted_and_pruned(start_server, live_db: LiveDB,
     await conn.send({"type": "RESYNC", "roomId": room_id})
     current = await conn.expect("FULL_STATE")
     assert current["version"] == version
+    assert snapshots[0]["state"].pop("epoch")["id"] == current["payload"]["epoch"]  # §14
     assert snapshots[0]["state"] == current["payload"]["state"]
     assert snapshots[0]["state"]["entities"]["doc"] == {"n": 5}
     assert snapshots[1]["state"]["entities"]["doc"] == {"n": 4}
