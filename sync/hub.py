@@ -30,6 +30,17 @@ when the event arrives (events keep their own order). An event is encoded
 once per codec, whatever the number of members. A lagging member (its
 backlog still owes older changes) is not sent events: they are ephemeral.
 
+Views (§13, ``sync.core.views``): each member gets its view of the room, as
+its room type decides (default: other players' ``_`` fields left out). Each
+change's *audience* (the players who see it differently from everyone else,
+None for almost every change) is computed once, when it is published; a
+tick's frames are built and encoded once per (starting version, view,
+codec), where a member's view is its player id if it is in the tick's
+audience and "everyone else" otherwise — so a room without private fields
+still costs one encoding per codec per tick. A change a member cannot see
+sends it nothing by itself: its versions wait (``RoomFanout.unsent``) and are
+folded into the member's next frame (``sync.core.views.member_frames``).
+
 Nothing here awaits: a flush is one synchronous pass.
 """
 
@@ -46,15 +57,10 @@ from .core.changelog import chain_between
 from .core.changes import Change, ChangeKind, LeaveReason
 from .core.codec import Codec
 from .core.errors import ErrorCode, ProtocolError
-from .core.frames import (
-    change_frame,
-    delta_frame,
-    error_frame,
-    event_frame,
-    full_state_frame,
-    resumed_frame,
-)
+from .core.frames import error_frame, event_frame, full_state_frame, resumed_frame
 from .core.merge_patch import NotComposable, compose
+from .core.room_types import RoomType
+from .core.views import ViewRule, member_frames, union
 from .metrics import METRICS
 
 logger = logging.getLogger(__name__)
@@ -102,10 +108,18 @@ class Pending:
     patch: dict[str, Any]
     payload: dict[str, Any] | None = None
     sealed: bool = False
+    #: who sees this change differently from everyone else (§13); None: nobody
+    audience: frozenset[str] | None = None
 
     @classmethod
-    def of(cls, change: Change) -> Pending:
-        return cls(change.kind, change.base_version, change.version, change.patch, change.payload)
+    def of(cls, change: Change, rule: ViewRule | None = None) -> Pending:
+        """The change with its audience under ``rule`` (default: the private-field rule)."""
+        return cls(change.kind, change.base_version, change.version, change.patch, change.payload,
+                   audience=(rule or _DEFAULT_VIEW).view_audience(change.patch))
+
+
+#: the view rule of a fan-out whose store did not say its room type
+_DEFAULT_VIEW: RoomType = RoomType()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +152,16 @@ class RoomFanout:
 
     def __init__(
         self, hub: Hub, room_id: str, state_source: StateSource,
-        epoch_source: EpochSource | None = None,
+        epoch_source: EpochSource | None = None, *, room_type: RoomType | None = None,
     ) -> None:
         self.hub = hub
         self.room_id = room_id
         self.state_source = state_source
+        #: decides each member's view (§13)
+        self.room_type: RoomType = room_type or _DEFAULT_VIEW
+        #: id(member) → version of the last frame it was sent, while that is below its
+        #: ``synced_version`` (versions it could not see, folded into its next frame)
+        self.unsent: dict[int, int] = {}
         self.epoch_source: EpochSource = epoch_source or _no_epoch
         self.members: dict[int, Member] = {}
         self.items: list[Pending] = []
@@ -160,6 +179,7 @@ class RoomFanout:
         member.needs_full_state = False
 
     def detach(self, member: Member) -> None:
+        self.unsent.pop(id(member), None)
         if self.members.pop(id(member), None) is not None and member.lag is not None:
             member.lag = None
             self.lagging -= 1
@@ -169,6 +189,7 @@ class RoomFanout:
     ) -> None:
         """FULL_STATE at the current version; later changes start a new batch."""
         version, state = self.state_source()
+        state = self.room_type.view_of(state, member.player_id)
         frame = full_state_frame(
             self.room_id, version, state,
             player_id=member.player_id, session_token=member.session_token,
@@ -198,17 +219,37 @@ class RoomFanout:
             session_token=member.session_token, epoch=current_epoch,
             timestamp=timestamp, request_id=request_id,
         )))
-        if chain:
-            frames, _ = _Batch(self.room_id, [Pending.of(c) for c in chain], timestamp).frames_from(
-                0, member.codec)
-            for data in frames:
-                self.hub.write(member, data)
-        self._synced(member, version)
+        self._synced(member, since)
+        self.send_changes(member, chain)
         return True
+
+    def send_changes(self, member: Member, changes: list[Change]) -> None:
+        """Send ``member`` its view (§13) of ``changes``, continuing its chain from
+        ``synced_version``: the same frames a tick would send (changes it already
+        has are skipped; invisible ones are folded into its next frame)."""
+        rule = self.room_type
+        batch = _Batch(self.room_id, [Pending.of(c, rule) for c in changes], now_ms(), rule)
+        start = batch.start_for(member.synced_version)
+        if start is not None:
+            self._send_batch(member, batch, start)
+
+    def _send_batch(self, member: Member, batch: _Batch, start: int) -> None:
+        """Write ``member``'s frames of ``batch`` from ``start`` and move its chain on."""
+        key = id(member)
+        sent = self.unsent.get(key, member.synced_version)
+        frames, sent, seen = batch.frames_from(start, member.codec, sent, member.player_id)
+        for data in frames:
+            self.hub.write(member, data)
+        member.synced_version = seen
+        if sent < seen:
+            self.unsent[key] = sent
+        else:
+            self.unsent.pop(key, None)
 
     def _synced(self, member: Member, version: int) -> None:
         """The member holds ``version``: later changes start a new batch."""
         member.synced_version = version
+        self.unsent.pop(id(member), None)
         if member.lag is not None:
             member.lag = None
             self.lagging -= 1
@@ -229,6 +270,7 @@ class RoomFanout:
 
     def publish(self, change: Change) -> None:
         items = self.items
+        audience = self.room_type.view_audience(change.patch)
         if change.kind is ChangeKind.DELTA and items:
             last = items[-1]
             if (
@@ -239,11 +281,13 @@ class RoomFanout:
                 try:
                     last.patch = compose(last.patch, change.patch)
                     last.version = change.version
+                    last.audience = union(last.audience, audience)
                     self._schedule()
                     return
                 except NotComposable:
                     pass
-        items.append(Pending.of(change))
+        items.append(Pending(change.kind, change.base_version, change.version, change.patch,
+                             change.payload, audience=audience))
         self._schedule()
 
     def publish_event(self, event: OutEvent) -> None:
@@ -298,7 +342,7 @@ class RoomFanout:
         if items:
             self.flushed_tick = self.hub.current_tick(self.phase)
         try:
-            batch = _Batch(self.room_id, items, now_ms())
+            batch = _Batch(self.room_id, items, now_ms(), self.room_type)
             for member in list(self.members.values()):
                 self._deliver(member, batch)
             if events:
@@ -330,10 +374,7 @@ class RoomFanout:
             self.lagging += 1
             self._add_lag(member, batch.items)
             return
-        frames, version = batch.frames_from(start, member.codec)
-        for data in frames:
-            self.hub.write(member, data)
-        member.synced_version = version
+        self._send_batch(member, batch, start)
 
     def _add_lag(self, member: Member, items: list[Pending]) -> None:
         if member.needs_full_state:
@@ -349,13 +390,13 @@ class RoomFanout:
             if last is not None and last.kind is ChangeKind.DELTA and item.kind is ChangeKind.DELTA:
                 try:
                     lag[-1] = Pending(last.kind, last.base_version, item.version,
-                                      compose(last.patch, item.patch))
+                                      compose(last.patch, item.patch),
+                                      audience=union(last.audience, item.audience))
                     continue
                 except NotComposable:
                     pass
-            lag.append(
-                Pending(item.kind, item.base_version, item.version, item.patch, item.payload)
-            )
+            lag.append(Pending(item.kind, item.base_version, item.version, item.patch,
+                               item.payload, audience=item.audience))
         if len(lag) > LAG_MAX_ITEMS:
             member.needs_full_state = True
             lag.clear()
@@ -368,12 +409,10 @@ class RoomFanout:
             self.send_full_state(member, resumed=False)
             return
         lag = member.lag or []
-        batch = _Batch(self.room_id, lag, now_ms())
+        batch = _Batch(self.room_id, lag, now_ms(), self.room_type)
         start = batch.start_for(member.synced_version)
         if start is not None:
-            frames, member.synced_version = batch.frames_from(start, member.codec)
-            for data in frames:
-                self.hub.write(member, data)
+            self._send_batch(member, batch, start)
         if member.lag is not None:
             member.lag = None
             self.lagging -= 1
@@ -399,18 +438,29 @@ class RoomFanout:
 
 
 class _Batch:
-    """One flush's items; frames are built per starting index, encoded once per
-    codec in use (JSON, MessagePack), and cached: every member starting at the
-    same version with the same codec is sent the same bytes object."""
+    """One flush's items; frames are built per (starting index, last sent version,
+    view) and encoded once per codec in use (JSON, MessagePack), and cached: every
+    member starting at the same place with the same view and codec is sent the
+    same bytes object. A member's view is its player id when it is in the
+    audience of the batch's changes, else None ("everyone else", spectators
+    included): without private fields, that is one view for the whole room."""
 
-    __slots__ = ("_cache", "_frames", "items", "room_id", "timestamp")
+    __slots__ = ("_audience", "_cache", "_frames", "items", "room_id", "rule", "timestamp")
 
-    def __init__(self, room_id: str, items: list[Pending], timestamp: int) -> None:
+    def __init__(
+        self, room_id: str, items: list[Pending], timestamp: int, rule: ViewRule | None = None,
+    ) -> None:
         self.room_id = room_id
         self.items = [item for item in items if item.kind is not None]
         self.timestamp = timestamp
-        self._frames: dict[int, tuple[list[dict[str, Any]], int]] = {}
-        self._cache: dict[tuple[int, Codec], tuple[list[bytes], int]] = {}
+        self.rule: ViewRule = rule or _DEFAULT_VIEW
+        audience: frozenset[str] | None = None
+        for item in self.items:
+            if item.audience is not None:
+                audience = union(audience, item.audience)
+        self._audience = audience
+        self._frames: dict[tuple[int, int, str | None], tuple[list[dict[str, Any]], int, int]] = {}
+        self._cache: dict[tuple[int, int, str | None, Codec], tuple[list[bytes], int, int]] = {}
 
     def start_for(self, synced_version: int) -> int | None:
         for index, item in enumerate(self.items):
@@ -423,43 +473,32 @@ class _Batch:
                 return index
         return None
 
-    def frames_from(self, start: int, codec: Codec) -> tuple[list[bytes], int]:
-        cached = self._cache.get((start, codec))
+    def frames_from(
+        self, start: int, codec: Codec, sent: int, player_id: str | None,
+    ) -> tuple[list[bytes], int, int]:
+        """Encoded frames of a member at ``items[start].base_version`` whose last frame
+        was ``sent``, and its new (sent, synced) versions (``member_frames``)."""
+        audience = self._audience
+        viewer = player_id if audience is not None and player_id in audience else None
+        key = (start, sent, viewer, codec)
+        cached = self._cache.get(key)
         if cached is None:
-            frames, version = self._messages_from(start)
-            cached = self._cache[start, codec] = ([codec.encode(f) for f in frames], version)
+            frames, sent_to, seen = self._messages_from(start, sent, viewer)
+            cached = self._cache[key] = ([codec.encode(f) for f in frames], sent_to, seen)
         return cached
 
-    def _messages_from(self, start: int) -> tuple[list[dict[str, Any]], int]:
-        cached = self._frames.get(start)
-        if cached is not None:
-            return cached
-        items, frames = self.items, []
-        index, count = start, len(self.items)
-        version = items[start].base_version
-        while index < count:
-            item = items[index]
-            index += 1
-            if item.kind is ChangeKind.DELTA:
-                patch, version = item.patch, item.version
-                while index < count and items[index].kind is ChangeKind.DELTA:
-                    try:
-                        patch = compose(patch, items[index].patch)
-                    except NotComposable:
-                        break
-                    version = items[index].version
-                    index += 1
-                frames.append(delta_frame(
-                    self.room_id, item.base_version, version, patch, self.timestamp))
-            else:
-                version = item.version
-                frames.append(change_frame(
-                    self.room_id,
-                    Change(item.kind, item.base_version, item.version, item.patch, item.payload),
-                    self.timestamp,
-                ))
-        self._frames[start] = (frames, version)
-        return frames, version
+    def _messages_from(
+        self, start: int, sent: int, viewer: str | None,
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        key = (start, sent, viewer)
+        cached = self._frames.get(key)
+        if cached is None:
+            cached = self._frames[key] = member_frames(
+                self.room_id, self.items[start:], sent=sent,
+                seen=self.items[start].base_version, viewer=viewer, rule=self.rule,
+                timestamp=self.timestamp,
+            )
+        return cached
 
 
 class Hub:
@@ -479,10 +518,15 @@ class Hub:
 
     def room(
         self, room_id: str, state_source: StateSource, epoch_source: EpochSource | None = None,
+        *, room_type: RoomType | None = None,
     ) -> RoomFanout:
+        """The room's fan-out (created on first use); ``room_type`` decides its views."""
         fanout = self.rooms.get(room_id)
         if fanout is None:
-            fanout = self.rooms[room_id] = RoomFanout(self, room_id, state_source, epoch_source)
+            fanout = self.rooms[room_id] = RoomFanout(
+                self, room_id, state_source, epoch_source, room_type=room_type)
+        elif room_type is not None:
+            fanout.room_type = room_type
         return fanout
 
     def current_tick(self, phase: float = 0.0) -> int:
