@@ -15,12 +15,21 @@ from rest_framework.response import Response
 from rest_framework.serializers import CharField, Serializer
 
 from rooms.api.base import ApiView
+from rooms.api.schema import json_body, responses
 
 from .services import user_token_get_or_create
 
 
 class TokenSerializer(Serializer):
     token = CharField()
+
+
+class CredentialsSerializer(AuthTokenSerializer):
+    """A username (the user model's ``USERNAME_FIELD``) and its password."""
+
+    # DRF's serializer without its read-only ``token``: in the schema, generated
+    # clients would ask the caller for it.
+    token = None  # type: ignore[assignment]
 
 
 class TokenObtainApi(ApiView):
@@ -31,12 +40,13 @@ class TokenObtainApi(ApiView):
 
     @extend_schema(
         operation_id="auth_token",
-        request=AuthTokenSerializer,
-        responses=TokenSerializer,
+        request=json_body(CredentialsSerializer),
+        responses=responses({200: TokenSerializer}, 400, invalid=CredentialsSerializer),
         summary="Exchange a username and password for an API token",
+        description="Wrong credentials are a 400 (`non_field_errors`), not a 401.",
     )
     def post(self, request: Request) -> Response:
-        credentials = AuthTokenSerializer(data=request.data, context={"request": request})
+        credentials = CredentialsSerializer(data=request.data, context={"request": request})
         credentials.is_valid(raise_exception=True)
         key = user_token_get_or_create(user=credentials.validated_data["user"])
         return Response({"token": key})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rooms.models import Room, Visibility
@@ -55,9 +56,26 @@ class RoomSerializer(serializers.Serializer):
     createdAt = serializers.DateTimeField(source="created_at")
 
 
+class StateDocumentSerializer(serializers.Serializer):
+    """A room state (PROTOCOL.md §4): players and shared entities."""
+
+    # The schema's shape of ``StateField``; never used to render.
+    players = serializers.DictField(
+        child=serializers.DictField(), help_text="One object per player, by playerId."
+    )
+    entities = serializers.DictField(
+        child=serializers.DictField(), help_text="Shared objects, by entityId."
+    )
+
+
+@extend_schema_field(StateDocumentSerializer)
+class StateField(serializers.JSONField):
+    """The state as it is (no per-key walk over up to 1 MiB), declared as its shape."""
+
+
 class RoomStateSerializer(serializers.Serializer):
     """The state of a room at ``version``, as a FULL_STATE would carry it."""
 
     roomId = serializers.CharField(source="room_id")
     version = serializers.IntegerField()
-    state = serializers.JSONField()
+    state = StateField()
