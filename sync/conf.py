@@ -56,8 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Django database (PostgreSQL: `postgresql://user@host/db`); unset: the file "
             "`db.sqlite3` in the project folder", shown="`sqlite:///db.sqlite3`"),
     Setting("redis_url", "REDIS_URL", None, str,
-            "set: Redis channel layer and Redis room state, so several processes share "
-            "rooms; unset: one process, in memory"),
+            "set: room state lives in Redis, so several processes share rooms; "
+            "unset: one process, in memory"),
     Setting("SECRET_KEY", "DJANGO_SECRET_KEY", "dev-insecure-kasagi-sync-change-me", str,
             "as in any Django deployment (set it in production)", shown="dev value"),
     Setting("DEBUG", "DJANGO_DEBUG", True, bool, "as in any Django deployment"),
