@@ -113,6 +113,18 @@ def public_state(rule: ViewRule, state: JSONObject) -> JSONObject:
     return {"players": viewed.get("players") or {}, "entities": viewed.get("entities") or {}}
 
 
+def public_state_of(room_type: str, state: JSONObject) -> JSONObject:
+    """:func:`public_state` under the room type named ``room_type`` (the private-field
+    rule alone when the site no longer has that type)."""
+    from .room_types import RoomType, get_room_type  # room_types imports this module
+
+    try:
+        rule: ViewRule = get_room_type(room_type)
+    except KeyError:
+        rule = RoomType()
+    return public_state(rule, state)
+
+
 # -- one member's part of a change -------------------------------------------------
 
 
