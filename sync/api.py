@@ -31,9 +31,8 @@ loaded by the store from its directory.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -184,7 +183,7 @@ async def aroom_states(room_ids: Iterable[str]) -> dict[str, RoomState]:
         if snapshot is None:
             continue
         version, state = snapshot
-        connected = await _maybe_await(store.connected_players(room_id))
+        connected = store.connected_players(room_id)
         found[room_id] = RoomState(room_id, version, state, dict(connected))
     return found
 
@@ -192,7 +191,7 @@ async def aroom_states(room_ids: Iterable[str]) -> dict[str, RoomState]:
 # -- sync forms -----------------------------------------------------------
 
 
-def _sync(afunc: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+def _sync(afunc: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
     """The blocking twin of ``afunc``: it runs ``afunc`` on the engine's event loop."""
     in_worker = async_to_sync(afunc)
 
@@ -285,7 +284,3 @@ def _document(value: Any, what: str) -> dict[str, Any]:
 
 def _bad(message: str) -> ProtocolError:
     return ProtocolError(ErrorCode.BAD_MESSAGE, message)
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value

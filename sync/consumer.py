@@ -47,6 +47,7 @@ from .metrics import METRICS
 from .origin import handshake_allowed, refuse
 from .ratelimit import TokenBucket
 from .runtime import Runtime, get_runtime
+from .store.base import ChangeHistory
 from .writer import writer_for
 
 logger = logging.getLogger(__name__)
@@ -250,10 +251,9 @@ class SyncConsumer:
         room's change log still holds them all; None: it gets a FULL_STATE."""
         since, epoch = message.since_version, message.epoch
         store = self.runtime.store
-        room_epoch = getattr(store, "epoch", None)  # a store without recovery: FULL_STATE
-        if since is None or epoch is None or room_epoch is None:
-            return None
-        if epoch != room_epoch(message.room_id):
+        if since is None or epoch is None or not isinstance(store, ChangeHistory):
+            return None  # (a store without recovery: FULL_STATE)
+        if epoch != store.epoch(message.room_id):
             return None
         return await store.recent_changes(message.room_id, since)
 

@@ -1,16 +1,21 @@
-"""What every store offers the consumer and the server-side API, and what it calls."""
+"""The room store interface (``RoomStore``), what a store calls (``Persistence``), and
+the parts both stores share (``LoadedRooms``, ``SingleFlight``). Nothing here touches
+Redis or the database."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from ..core.changes import LeaveReason
-from ..core.envelope import StateUpdate
+from ..core.changes import Change, LeaveReason
+from ..core.envelope import Message, StateUpdate
 from ..core.errors import ErrorCode, ProtocolError
-from ..directory import Identity, RoomConfig
+from ..core.limits import Limits
+from ..core.room import Room
+from ..directory import Identity, RoomConfig, RoomDirectory
+from ..hub import Hub, RoomFanout
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +54,159 @@ class NullPersistence:
         pass
 
 
+class LoadedRoom(Protocol):
+    """A room loaded in a store's process (``MemoryRoomStore``'s ``LiveRoom``, the Redis
+    store's ``MirroredRoom``): what code outside the store may read of it."""
+
+    @property
+    def config(self) -> RoomConfig: ...
+    @property
+    def room(self) -> Room: ...
+    def state(self) -> tuple[int, dict[str, Any]]: ...
+
+
 class RoomStore(Protocol):
-    async def activate(self, room_id: str, *, who: Identity, create: bool) -> RoomConfig: ...
+    """What a room store must implement: the one interface the consumer, ``sync.api``,
+    ``rooms`` and the runtime use, whichever store is configured.
+
+    A store is the authority on the rooms' state: it applies every change through
+    the pure core (``sync.core``), hands each one to ``hub`` once in version order,
+    and tells ``persistence``. ``MemoryRoomStore`` keeps rooms in this process,
+    ``RedisRoomStore`` shares them through Redis; ``LoadedRooms`` holds what both
+    implement the same way. Every method is called on the event loop; a method
+    that returns without awaiting is a plain ``def`` and must never block.
+    Errors are ``ProtocolError`` with the contract's codes (ROOM_NOT_FOUND,
+    ROOM_CLOSED, NOT_IN_ROOM, ROOM_FULL, VERSION_CONFLICT, INTERNAL...).
+
+    To add an operation: declare it here (with what it must do), implement it in
+    both stores (or once in ``LoadedRooms``), and type its callers against this.
+    """
+
+    hub: Hub
+    directory: RoomDirectory
+    limits: Limits
+    #: set by the runtime after construction (the persistence factory needs the store)
+    persistence: Persistence
+
+    @property
+    def rooms(self) -> Mapping[str, LoadedRoom]:
+        """The rooms loaded in this process, by id (metrics and tools read it)."""
+        ...
+
+    # -- the consumer: one socket's life in a room ---------------------------
+
+    async def activate(self, room_id: str, *, who: Identity, create: bool) -> RoomConfig:
+        """Load a room for use in this process (created on first use when ``create``);
+        its configuration. Raises ROOM_NOT_FOUND / ROOM_CLOSED."""
+        ...
+
     async def join(
         self, room_id: str, fields: dict[str, Any], *, who: Identity,
         session_token: str | None, connection: object,
-    ) -> JoinResult: ...
-    async def leave(self, room_id: str, player_id: str, reason: LeaveReason) -> None: ...
-    async def update(self, room_id: str, player_id: str, message: StateUpdate) -> None: ...
-    async def disconnect(self, room_id: str, player_id: str, connection: object) -> None: ...
+    ) -> JoinResult:
+        """Add a player with ``fields`` owned by ``connection``, or resume the player of
+        ``session_token`` (unknown tokens join a new player). The room is activated."""
+        ...
+
+    async def leave(self, room_id: str, player_id: str, reason: LeaveReason) -> None:
+        """Remove a player (PLAYER_LEFT with ``reason``). Raises NOT_IN_ROOM."""
+        ...
+
+    async def update(self, room_id: str, player_id: str, message: StateUpdate) -> None:
+        """Apply a player's STATE_UPDATE (its own object or an entity)."""
+        ...
+
+    async def message(self, room_id: str, player_id: str, message: Message) -> None:
+        """A player's MESSAGE: to the room's code if it handles the kind, else relayed."""
+        ...
+
+    async def disconnect(self, room_id: str, player_id: str, connection: object) -> None:
+        """``connection`` closed without LEAVE_ROOM: if it still owns the player, the
+        grace period starts (PLAYER_LEFT ``timeout`` when it ends unresumed)."""
+        ...
+
+    def fanout(self, room_id: str) -> RoomFanout:
+        """This process's fan-out of a loaded room (created on demand)."""
+        ...
+
+    # -- server-side operations (sync.api, rooms.services) --------------------
+
+    async def server_update_player(
+        self, room_id: str, player_id: str, patch: dict[str, Any]
+    ) -> int:
+        """Patch a player's state as the server (server-owned fields allowed); the
+        room version after it. The room is loaded on demand, never created."""
+        ...
+
+    async def server_update_entity(
+        self, room_id: str, entity_id: str, patch: dict[str, Any]
+    ) -> int:
+        """Patch (or create; ``None`` deletes) an entity as the server; the version."""
+        ...
+
+    async def reset(self, room_id: str, state: dict[str, Any] | None = None) -> int:
+        """Players back to their join state, entities to ``state``'s; the version."""
+        ...
+
+    async def kick(self, room_id: str, player_id: str) -> None:
+        """Remove a player with reason ``kicked``."""
+        ...
+
+    async def close(self, room_id: str) -> None:
+        """Every player leaves (``closed``), members get ROOM_CLOSED, the room refuses
+        every later activation."""
+        ...
+
+    async def reconfigure(self, room_id: str) -> None:
+        """The room's configuration changed in the directory: re-read it where loaded."""
+        ...
+
+    async def send_event(
+        self, room_id: str, kind: str, data: Any, to: frozenset[str] | None = None,
+    ) -> None:
+        """An EVENT from the server (``from`` null) to the room's members (or ``to``)."""
+        ...
+
+    # -- reads ------------------------------------------------------------------
+
+    async def snapshot(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
+        """(version, state) of a room, or None if this store cannot read it now."""
+        ...
+
+    def connected_players(self, room_id: str) -> dict[str, bool]:
+        """Player id → whether a socket holds it (False: in its grace period)."""
+        ...
+
+    def peek(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
+        """(version, state) of a room loaded here, without awaiting; else None."""
+        ...
+
+    def persisted(self, room_id: str) -> tuple[int, dict[str, Any], int] | None:
+        """(version, state, revision) for the database snapshot, without awaiting."""
+        ...
+
+    def player_count(self, room_id: str) -> int:
+        """Players in a room loaded here (0 if it is not loaded)."""
+        ...
+
+    async def stop(self) -> None:
+        """A clean stop: end background work and close connections."""
+        ...
+
+
+@runtime_checkable
+class ChangeHistory(Protocol):
+    """What a store that keeps each room's recent changes adds (§14: a resuming client
+    gets the changes it missed instead of a FULL_STATE). Optional: the consumer asks
+    ``isinstance(store, ChangeHistory)``."""
+
+    def epoch(self, room_id: str) -> str | None:
+        """The room's epoch (changes when state may have been lost), None if unknown."""
+        ...
+
+    async def recent_changes(self, room_id: str, since: int) -> list[Change] | None:
+        """The room's changes after ``since`` up to its version; None when not all kept."""
+        ...
 
 
 T = TypeVar("T")
@@ -149,6 +298,9 @@ class LoadedRooms:
     def player_count(self, room_id: str) -> int:
         live = self.rooms.get(room_id)
         return len(live.room.players) if live else 0
+
+    async def stop(self) -> None:
+        """Nothing runs in the background by default."""
 
     def _live(self, room_id: str) -> Any:
         live = self.rooms.get(room_id)

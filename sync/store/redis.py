@@ -106,7 +106,9 @@ class RedisRoomStore(LoadedRooms):
         #: a loaded room with no local member or player for this long is dropped from memory
         self.room_idle_unload = room_idle_unload
         self.proc = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-        self.redis = Redis(connection_pool=BlockingConnectionPool.from_url(
+        # redis-py types its asyncio commands as ``Awaitable[T] | T`` (shared with the
+        # blocking client), which no ``await`` passes: the client is Any here.
+        self.redis: Any = Redis(connection_pool=BlockingConnectionPool.from_url(
             redis_url, max_connections=64, timeout=COMMAND_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=1.0,
             socket_keepalive=True, retry=Retry(NoBackoff(), 0),

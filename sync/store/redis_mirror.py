@@ -88,13 +88,15 @@ class MirrorRoom(Room):
 
     def apply(self, change: Change, *, now: float) -> None:
         """Replay a committed change (its base must be this version)."""
-        version = change.version
+        version, payload = change.version, change.payload
         if change.kind is ChangeKind.JOINED:
-            pid, state = change.payload["playerId"], change.payload["state"]
+            assert payload is not None
+            pid, state = payload["playerId"], payload["state"]
             self._put("p", pid, state, version)
             self.meta[pid] = PlayerMeta(joined_at=now, initial=state)
         elif change.kind is ChangeKind.LEFT:
-            pid = change.payload["playerId"]
+            assert payload is not None
+            pid = payload["playerId"]
             self._put("p", pid, None, version)
             self.meta.pop(pid, None)
         else:

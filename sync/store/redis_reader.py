@@ -143,7 +143,7 @@ class LogReader:
         if live.snapshot_duty:
             store.persistence.room_changed(room_id)
         live.last_used = now
-        if change.kind is ChangeKind.LEFT:
+        if change.kind is ChangeKind.LEFT and change.payload is not None:
             player_id = change.payload["playerId"]
             store.local.pop((room_id, player_id), None)
             store.disconnected.discard((room_id, player_id))

@@ -20,7 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from redis.asyncio import Connection, Redis
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import redis_keys as keys
@@ -81,7 +82,7 @@ except ImportError:  # pragma: no cover - hiredis is in requirements.txt
 
     _serializer = PythonRespSerializer(6000, Redis().get_encoder().encode)
 
-    def pack_command(args: tuple[Any, ...]) -> bytes:
+    def pack_command(args: tuple[Any, ...]) -> bytes:  # type: ignore[misc]
         return b"".join(_serializer.pack(*args))
 
 
@@ -113,7 +114,7 @@ class RawConnection:
 
     def __init__(self, client: Redis) -> None:
         self._client = client
-        self._connection: Connection | None = None
+        self._connection: AbstractConnection | None = None
 
     async def exchange(self, commands: list[bytes], timeout: float) -> list[Any]:
         """Send packed commands in one write; their replies, in order (a ResponseError
@@ -121,9 +122,10 @@ class RawConnection:
         connection = self._connection
         if connection is None:
             pool = self._client.connection_pool
-            connection = self._connection = pool.connection_class(
+            connection = pool.connection_class(
                 **{**pool.connection_kwargs, "socket_timeout": None})
         replies: list[Any] = []
+            self._connection = connection
         try:
             async with asyncio.timeout(timeout):
                 await connection.send_packed_command(b"".join(commands), check_health=False)
