@@ -166,6 +166,8 @@ class RoomFanout:
         self.members: dict[int, Member] = {}
         self.items: list[Pending] = []
         self.events: list[OutEvent] = []
+        #: connections joining (between JOIN_ROOM and their FULL_STATE): their events
+        self.holding: dict[int, list[OutEvent]] = {}
         self.handle: asyncio.Handle | None = None
         self.flushed_tick = -1  # the tick (grid index) of the last flush that sent changes
         self.phase = hub.next_phase()  # rooms' grids are offset so their ticks do not coincide
@@ -177,6 +179,17 @@ class RoomFanout:
         self.members[id(member)] = member
         member.lag = None
         member.needs_full_state = False
+
+    def hold(self, member: Member) -> None:
+        """Keep the events for a connection that is joining: an event sent while its
+        join commits (a welcome from ``on_join``) reaches it after its FULL_STATE."""
+        self.holding[id(member)] = []
+
+    def release(self, member: Member, *, deliver: bool) -> None:
+        """End a hold; ``deliver``: send what was held (after the FULL_STATE)."""
+        held = self.holding.pop(id(member), None)
+        if deliver and held:
+            self._send_events(held, only=member)
 
     def detach(self, member: Member) -> None:
         self.unsent.pop(id(member), None)
@@ -298,12 +311,17 @@ class RoomFanout:
         else:
             self._send_events([event])
 
-    def _send_events(self, events: list[OutEvent]) -> None:
+    def _send_events(self, events: list[OutEvent], *, only: Member | None = None) -> None:
         timestamp = now_ms()
+        members = list(self.members.values()) if only is None else [only]
         for event in events:
+            if only is None:
+                for held in self.holding.values():
+                    if len(held) < LAG_MAX_ITEMS:
+                        held.append(event)
             encoded: dict[Codec, bytes] = {}
             frame = None
-            for member in list(self.members.values()):
+            for member in members:
                 if member.lag is not None or member.needs_full_state or not event.wants(member):
                     continue
                 codec = member.codec
@@ -358,7 +376,7 @@ class RoomFanout:
             self.handle = self.hub.loop.call_later(self.hub.tick, self.flush)
         if items:
             METRICS.tick_seconds.observe(time.perf_counter() - started)
-        if not self.members and not self.items and self.handle is None:
+        if not self.members and not self.items and self.handle is None and not self.holding:
             self.hub.forget(self)
 
     def _deliver(self, member: Member, batch: _Batch) -> None:
@@ -430,7 +448,8 @@ class RoomFanout:
                     self.hub.write(member, member.codec.encode(closed))
                     self.detach(member)
                     member.on_detached(self.room_id, LeaveReason.CLOSED.value)
-            elif item.kind is ChangeKind.LEFT and item.payload["reason"] == LeaveReason.KICKED:
+            elif (item.kind is ChangeKind.LEFT and item.payload
+                  and item.payload["reason"] == LeaveReason.KICKED):
                 for member in list(self.members.values()):
                     if member.player_id == item.payload["playerId"]:
                         self.detach(member)

@@ -186,7 +186,8 @@ async def test_arena_coins_are_placed_and_taken(kasagi_server, room_id):
     taken = await b.expect("EVENT", kind="coin.taken")
     assert taken["payload"]["data"] == {"coinId": coin_id, "playerId": me, "score": 1}
     assert taken["payload"]["from"] is None
-    while coin_id in state["entities"] or state["players"][me]["score"] != 1:
-        await follow()
+    await a.send({"type": "RESYNC", "roomId": room_id})
+    after = (await a.expect("FULL_STATE"))["payload"]["state"]
+    assert coin_id not in after["entities"] and after["players"][me]["score"] == 1
     await a.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"score": 5}})
     assert (await a.expect("ERROR"))["payload"]["code"] == "INVALID_UPDATE"
