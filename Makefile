@@ -26,6 +26,7 @@ run: install
 test: install
 	$(VENV)/bin/ruff check .
 	node --test static/kasagi/tests/
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

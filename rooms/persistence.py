@@ -163,7 +163,10 @@ def write_batch(
             _end_vanished_sessions(
                 pks[snapshot.room_id], snapshot, now=now,
                 before=(players_written or {}).get(snapshot.room_id),
-                reason=EndReason.CLOSED if snapshot.room_id in batch.closed else EndReason.TIMEOUT,
+                reason=(  # TextChoices members are str (no django-stubs)
+                    EndReason.CLOSED if snapshot.room_id in batch.closed  # type: ignore[arg-type]
+                    else EndReason.TIMEOUT
+                ),
             )
 
     for room_id, closed_at in batch.closed.items():

@@ -37,7 +37,7 @@ def room_create(
     room_id: str,
     name: str = "",
     room_type: str = "freeform",
-    visibility: str = Visibility.PUBLIC,
+    visibility: str = Visibility.PUBLIC,  # type: ignore[assignment]
     max_players: int | None = None,
 ) -> Room:
     """A new open room owned by ``by`` (None or anonymous: no owner).

@@ -299,4 +299,4 @@ def _release_http_channel(protocol: Any) -> None:
     except ImportError:  # pragma: no cover - daphne always has Twisted
         return
     if isinstance(producer, HTTPChannel) and not getattr(transport, "producerPaused", False):
-        transport.unregisterProducer()
+        transport.unregisterProducer()  # type: ignore[union-attr]

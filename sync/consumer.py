@@ -183,7 +183,7 @@ class SyncConsumer:
             return
         METRICS.messages_in[parsed.TYPE] += 1
         try:
-            await self._handlers[type(parsed)](self, parsed)
+            await self._handlers[type(parsed)](self, parsed)  # type: ignore[operator]
         except ProtocolError as exc:
             if exc.request_id is None:
                 exc.request_id = parsed.request_id

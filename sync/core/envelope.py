@@ -8,6 +8,7 @@ is validated first so that every later refusal can echo it (§8).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -163,7 +164,10 @@ def check_document(value: dict[str, Any], limits: Limits, what: str) -> None:
         )
 
 
-def _parse_join(data, room_id, payload, request_id, limits) -> JoinRoom:
+def _parse_join(
+    data: dict[str, Any], room_id: str, payload: dict[str, Any], request_id: RequestId,
+    limits: Limits,
+) -> JoinRoom:
     fields = dict(payload)
     token = fields.pop("sessionToken", None)
     if token is not None and (type(token) is not str or len(token) > 256):
@@ -183,11 +187,17 @@ def _parse_join(data, room_id, payload, request_id, limits) -> JoinRoom:
     return JoinRoom(room_id, fields, token or None, spectate, request_id, since, epoch)
 
 
-def _parse_leave(data, room_id, payload, request_id, limits) -> LeaveRoom:
+def _parse_leave(
+    data: dict[str, Any], room_id: str, payload: dict[str, Any], request_id: RequestId,
+    limits: Limits,
+) -> LeaveRoom:
     return LeaveRoom(room_id, request_id)
 
 
-def _parse_update(data, room_id, payload, request_id, limits) -> StateUpdate:
+def _parse_update(
+    data: dict[str, Any], room_id: str, payload: dict[str, Any], request_id: RequestId,
+    limits: Limits,
+) -> StateUpdate:
     entity_id = data.get("entityId")
     if entity_id is not None and not _is_id(entity_id):
         raise _bad("entityId must match [A-Za-z0-9_.-]{1,64}")
@@ -201,7 +211,10 @@ def _parse_update(data, room_id, payload, request_id, limits) -> StateUpdate:
     return StateUpdate(room_id, payload, entity_id, expected, request_id)
 
 
-def _parse_message(data, room_id, payload, request_id, limits) -> Message:
+def _parse_message(
+    data: dict[str, Any], room_id: str, payload: dict[str, Any], request_id: RequestId,
+    limits: Limits,
+) -> Message:
     kind = payload.get("kind")
     if type(kind) is not str or not KIND_PATTERN.fullmatch(kind):
         raise _bad("kind must be a string matching [A-Za-z0-9_.:-]{1,64}")
@@ -209,16 +222,22 @@ def _parse_message(data, room_id, payload, request_id, limits) -> Message:
     return Message(room_id, kind, payload.get("data"), request_id)
 
 
-def _parse_resync(data, room_id, payload, request_id, limits) -> Resync:
+def _parse_resync(
+    data: dict[str, Any], room_id: str, payload: dict[str, Any], request_id: RequestId,
+    limits: Limits,
+) -> Resync:
     return Resync(room_id, request_id)
 
 
-def _parse_ping(data, room_id, payload, request_id, limits) -> Ping:
+def _parse_ping(
+    data: dict[str, Any], room_id: str | None, payload: dict[str, Any],
+    request_id: RequestId, limits: Limits,
+) -> Ping:
     return Ping(room_id, request_id, payload)
 
 
 _ABSENT = object()
-_PARSERS = {
+_PARSERS: dict[str, Callable[..., ClientMessage]] = {
     "JOIN_ROOM": _parse_join,
     "LEAVE_ROOM": _parse_leave,
     "STATE_UPDATE": _parse_update,

@@ -299,7 +299,7 @@ class ArenaRoomType(RoomType):
             cx, cy = coin.get("x"), coin.get("y")
             if type(cx) not in NUMBER or type(cy) not in NUMBER:
                 continue
-            if math.hypot(cx - x, cy - y) <= self.coin_radius:
+            if math.hypot(cx - x, cy - y) <= self.coin_radius:  # type: ignore[operator]
                 score = int(room.players[player_id].get("score") or 0) + 1
                 room.delete_entity(coin_id)
                 room.update_player(player_id, {"score": score})
