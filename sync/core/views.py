@@ -73,7 +73,7 @@ def private_owners(patch: JSONObject) -> frozenset[str] | None:
     for player_id, obj in players.items():
         if type(obj) is dict:
             for key in obj:
-                if key.startswith(PRIVATE_PREFIX):
+                if key[:1] == PRIVATE_PREFIX:
                     if owners is None:
                         owners = []
                     owners.append(player_id)
@@ -92,11 +92,11 @@ def without_private(doc: JSONObject, viewer: Viewer) -> JSONObject:
         if player_id == viewer or type(obj) is not dict:
             continue
         for key in obj:
-            if key.startswith(PRIVATE_PREFIX):
+            if key[:1] == PRIVATE_PREFIX:
                 if shown is None:
                     shown = dict(players)
                 shown[player_id] = {
-                    k: v for k, v in obj.items() if not k.startswith(PRIVATE_PREFIX)}
+                    k: v for k, v in obj.items() if k[:1] != PRIVATE_PREFIX}
                 break
     if shown is None:
         return doc

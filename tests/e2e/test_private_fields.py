@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+import websockets
 
 from sync.core.merge_patch import apply_patch
 from tests.api.livehttp import HttpClient, LiveUser, admin_room_pk, create_users
@@ -33,6 +34,10 @@ class RawConn(Conn):
     def __init__(self, ws: Any) -> None:
         super().__init__(ws)
         self.raw: list[str] = []
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> RawConn:
+        return cls(await websockets.connect(url, max_size=None, **options))
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
@@ -216,4 +221,49 @@ async def test_on_two_redis_processes_the_other_process_hides_the_secret_too(
     b.never_saw(SECRET)
     watcher.never_saw(SECRET)
     for conn in (a, b, watcher):
+        await conn.close()
+
+
+async def test_a_resume_by_version_gets_its_view_of_the_missed_changes(
+    kasagi_server: Any, room_id: str,
+) -> None:
+    """§14 through the same frames as a tick: the missed private changes of another
+    player are folded, never sent, and the chain goes on without a gap."""
+    url = kasagi_server.ws_url
+    a, b = await RawConn.open(url), await RawConn.open(url)
+    full = await a.join(room_id, playerName="A")
+    await b.join(room_id, playerName="B", _mine="b-0")
+    pb = (await a.expect("PLAYER_JOINED"))["payload"]["playerId"]
+    since = a.seen[-1]["version"]
+    a.ws.transport.abort()  # a lost network, no LEAVE_ROOM
+    await asyncio.sleep(0.1)
+    await b.send(update(room_id, {"_mine": SECRET}))
+    await b.expect("DELTA_UPDATE")
+    await b.send(update(room_id, {"x": 1}))
+    await b.expect("DELTA_UPDATE")
+    await b.send(update(room_id, {"_mine": SECRET + "-3"}))
+    current = (await b.expect("DELTA_UPDATE"))["version"]
+    await b.send(update(room_id, {"_mine": SECRET + "-4"}))  # hidden, after the last frame
+    await b.expect("DELTA_UPDATE")
+
+    back = await RawConn.open(url)
+    await back.send({"type": "JOIN_ROOM", "roomId": room_id, "payload": {
+        "sessionToken": full["payload"]["sessionToken"], "sinceVersion": since,
+        "epoch": full["payload"]["epoch"]}})
+    answer = await back.recv()
+    assert answer["type"] == "RESUMED" and answer["version"] == since, answer
+    # one frame: the hidden versions around the visible one are folded into it
+    delta = await back.expect("DELTA_UPDATE")
+    assert (delta["baseVersion"], delta["version"]) == (since, current + 1)
+    assert delta["payload"] == {"players": {pb: {"x": 1}}}
+    await back.nothing()
+    await b.send(update(room_id, {"_mine": SECRET + "-5"}))  # hidden: nothing for A
+    await b.expect("DELTA_UPDATE")
+    await back.nothing()
+    await b.send(update(room_id, {"x": 2}))
+    nxt = await back.expect("DELTA_UPDATE")
+    assert (nxt["baseVersion"], nxt["version"]) == (current + 1, current + 3)
+    assert nxt["payload"] == {"players": {pb: {"x": 2}}}
+    back.never_saw(SECRET, "b-0")
+    for conn in (b, back):
         await conn.close()
