@@ -64,6 +64,7 @@ def get_runtime() -> Runtime:
                 hub, _directory_factory(conf), limits=limits, grace_seconds=conf.grace_period,
                 redis_url=conf.redis_url, snapshot_interval=conf.snapshot_interval,
                 room_idle_unload=conf.room_idle_unload,
+                recovery_log=conf.recovery_log,
             )
         else:
             store = MemoryRoomStore(

@@ -42,7 +42,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..core.changes import LeaveReason
+from ..core.changelog import new_epoch
+from ..core.changes import Change, LeaveReason
 from ..core.envelope import Message, StateUpdate
 from ..core.errors import ErrorCode, ProtocolError
 from ..core.limits import Limits
@@ -53,10 +54,10 @@ from ..tokens import hash_token, new_player_id, new_token
 from . import redis_keys as keys
 from .base import JoinResult, LoadedRooms, NullPersistence, Persistence, SingleFlight
 from .redis_janitor import Janitor
-from .redis_mirror import UNLIMITED, MirroredRoom, MirrorRoom, seed_args_of
+from .redis_mirror import UNLIMITED, MirroredRoom, MirrorRoom, change_of, seed_args_of
 from .redis_reader import READ_BLOCK_MS, LogReader
 from .redis_room_code import Fenced, RoomCode
-from .redis_scripts import LOG_MAXLEN, Reply, Scripts, text
+from .redis_scripts import Reply, Scripts, text
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class RedisRoomStore(LoadedRooms):
         persistence: Persistence | None = None,
         snapshot_interval: float = 1.0,
         room_idle_unload: float = 30.0,
+        recovery_log: int = 1000,
     ) -> None:
         self.hub = hub
         self.directory = directory
@@ -114,6 +116,9 @@ class RedisRoomStore(LoadedRooms):
             socket_keepalive=True, retry=Retry(NoBackoff(), 0),
         ))
         self.scripts = Scripts(self.redis, timeout=COMMAND_TIMEOUT)
+        # §14: the room's log is its recovery log; approximate trimming keeps at least
+        # maxlen entries, and the margin covers the log's markers (T, C, X), not changes
+        self.scripts.log_maxlen = recovery_log + 100
         self.reader = LogReader(self)
         self.janitor = Janitor(self)
         self.room_code = RoomCode(self)
@@ -254,7 +259,10 @@ class RedisRoomStore(LoadedRooms):
             room_id, get_room_type(config.room_type), self.limits, reply,
             max_players=config.max_players, now=time.monotonic(),
         )
-        live = self.rooms[room_id] = MirroredRoom(config, mirror, last_id)
+        epoch = await self.fetch_epoch(room_id)
+        if room_id in self.rooms:
+            return self.rooms[room_id]
+        live = self.rooms[room_id] = MirroredRoom(config, mirror, last_id, epoch=epoch)
         self.wake()
         if mirror.room_type.has_code():
             await self.room_code.claim(room_id)  # at once, not at the janitor's next round
@@ -561,7 +569,7 @@ class RedisRoomStore(LoadedRooms):
     async def reconfigure(self, room_id: str) -> None:
         """Every process with the room loaded re-reads its configuration, told by a
         ``C`` marker in the room's log (this process too, when the marker comes back)."""
-        await self.redis.xadd(keys.log_key(room_id), {"k": "C"}, maxlen=LOG_MAXLEN,
+        await self.redis.xadd(keys.log_key(room_id), {"k": "C"}, maxlen=self.scripts.log_maxlen,
                               approximate=True)
 
     async def kick(self, room_id: str, player_id: str) -> None:
@@ -591,7 +599,43 @@ class RedisRoomStore(LoadedRooms):
 
     def fanout(self, room_id: str) -> RoomFanout:
         live = self._live(room_id)
-        return self.hub.room(room_id, lambda: self._state(room_id), room_type=live.room.room_type)
+        return self.hub.room(room_id, lambda: self._state(room_id), lambda: self.epoch(room_id),
+                             room_type=live.room.room_type)
+
+    # -- recovery by version (§14) ------------------------------------------------
+
+    def epoch(self, room_id: str) -> str | None:
+        live = self.rooms.get(room_id)
+        return live.epoch if live is not None else None
+
+    async def fetch_epoch(self, room_id: str) -> str | None:
+        """The room's epoch from its meta hash. A room seeded without one (Redis had lost
+        it: its state came back from a snapshot or a mirror, versions may repeat) gets a
+        new one there, first process wins; None when Redis has no such room."""
+        reply = await self.scripts.room("epoch", room_id, new_epoch())
+        return text(reply[1]) if reply[0] is Reply.OK else None
+
+    async def recent_changes(self, room_id: str, since: int) -> list[Change] | None:
+        """The changes after ``since`` from the room's log, read with its epoch in one
+        step: None when the log does not reach back to ``since`` or Redis's epoch is not
+        the one this process knows (then the room is reloaded)."""
+        live = self.rooms.get(room_id)
+        if live is None or since > live.room.version:
+            return None
+        reply = await self.scripts.room("since", room_id, since, self.scripts.log_maxlen * 2)
+        if reply[0] is not Reply.OK or text(reply[1]) != live.epoch:
+            live.stale = True  # Redis lost the room or re-seeded it: reload it
+            self.wake()
+            return None
+        if not int(reply[2]):
+            return None
+        changes = []
+        for flat in reversed(reply[3:]):
+            pairs = iter(flat)
+            change = change_of(dict(zip(pairs, pairs, strict=True)))
+            if change.version > since:
+                changes.append(change)
+        return changes
 
     def _state(self, room_id: str) -> tuple[int, dict[str, Any]]:
         live = self.rooms.get(room_id)

@@ -181,6 +181,8 @@ class MirroredRoom:
     #: this process holds the room's snapshot lease (it reports changes to persistence)
     snapshot_duty: bool = False
     last_used: float = field(default_factory=time.monotonic)
+    #: the room's epoch (§14), as last read from its meta hash
+    epoch: str | None = None
 
     def state(self) -> tuple[int, dict[str, Any]]:
         return self.room.version, self.room.snapshot()

@@ -179,6 +179,7 @@ class LogReader:
                 meta.initial = mirror.meta[pid].initial
                 mirror.meta[pid] = meta
         live.room, live.stream_id, live.stale = mirror, last_id, False
+        live.epoch = await store.fetch_epoch(room_id)  # §14: new if it was just re-seeded
         live.recent.clear()
         live.release_all()
         fanout = store.hub.get(room_id)

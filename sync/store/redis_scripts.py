@@ -29,9 +29,10 @@ from . import redis_keys as keys
 _LUA = Path(__file__).with_name("lua")
 _PRELUDE = (_LUA / "_prelude.lua").read_text()
 RoomScript = Literal["commit", "join", "leave", "disconnect", "resume", "orphan", "seed",
-                     "load", "reset", "close"]
+                     "load", "reset", "close", "epoch", "since"]
 ROOM_SCRIPTS: tuple[RoomScript, ...] = (
-    "commit", "join", "leave", "disconnect", "resume", "orphan", "seed", "load", "reset", "close")
+    "commit", "join", "leave", "disconnect", "resume", "orphan", "seed", "load", "reset", "close",
+    "epoch", "since")
 PlainScript = Literal["lease", "runner", "fenced"]
 PLAIN_SCRIPTS: tuple[PlainScript, ...] = ("lease", "runner", "fenced")
 
@@ -124,8 +125,8 @@ class RawConnection:
             pool = self._client.connection_pool
             connection = pool.connection_class(
                 **{**pool.connection_kwargs, "socket_timeout": None})
-        replies: list[Any] = []
             self._connection = connection
+        replies: list[Any] = []
         try:
             async with asyncio.timeout(timeout):
                 await connection.send_packed_command(b"".join(commands), check_health=False)
@@ -172,6 +173,8 @@ class Scripts:
         }
         self._plain = {name: _Script((_LUA / f"{name}.lua").read_text()) for name in PLAIN_SCRIPTS}
         self._keys: dict[str, list[str]] = {}
+        #: entries kept per room log (``maxlen`` of every room script; §14 recovery log)
+        self.log_maxlen = LOG_MAXLEN
 
     async def room(
         self, name: RoomScript, room_id: str, *args: Any, extra_keys: Sequence[str] = (),
@@ -192,7 +195,7 @@ class Scripts:
             keys_ = self._keys[room_id] = keys.room_keys(room_id)
         packed = pack_command((
             "EVALSHA", script.sha, len(keys_) + len(extra_keys), *keys_, *extra_keys,
-            LOG_MAXLEN, *args))
+            self.log_maxlen, *args))
         reply = await self._run(script, packed, before, after)
         if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
             reply[0] = _REPLIES[reply[0]]
