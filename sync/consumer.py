@@ -227,15 +227,21 @@ class SyncConsumer:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM, f"already in room {self.room_id}")
         resumed = False
         missed: list[Change] | None = None
-        if not message.spectate:
-            result = await store.join(
-                message.room_id, message.fields, who=self.who,
-                session_token=message.session_token, connection=self,
-            )
-            self.player_id, self.session_token, resumed = (
-                result.player_id, result.session_token, result.resumed)
-            if resumed:
-                missed = await self._missed(message)
+        holder = store.fanout(message.room_id)
+        holder.hold(self)  # events sent while the join commits come after the FULL_STATE
+        try:
+            if not message.spectate:
+                result = await store.join(
+                    message.room_id, message.fields, who=self.who,
+                    session_token=message.session_token, connection=self,
+                )
+                self.player_id, self.session_token, resumed = (
+                    result.player_id, result.session_token, result.resumed)
+                if resumed:
+                    missed = await self._missed(message)
+        except BaseException:
+            holder.release(self, deliver=False)
+            raise
         self.room_id, self.closed_room = message.room_id, None
         self.fanout = fanout = store.fanout(message.room_id)
         fanout.attach(self)
@@ -244,6 +250,7 @@ class SyncConsumer:
             request_id=message.request_id,
         ):
             fanout.send_full_state(self, resumed=resumed, request_id=message.request_id)
+        holder.release(self, deliver=True)
 
     async def _missed(self, message: JoinRoom) -> list[Change] | None:
         """§14: the changes a resuming client missed since the state it still holds,

@@ -381,8 +381,9 @@ class MemoryRoomStore(LoadedRooms):
 
     def fanout(self, room_id: str) -> RoomFanout:
         """This process's fan-out for a loaded room (created on demand)."""
+        live = self._live(room_id)
         return self.hub.room(
-            room_id, self._live(room_id).state, lambda: self.epoch(room_id))
+            room_id, live.state, lambda: self.epoch(room_id), room_type=live.room.room_type)
 
     async def snapshot(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
         """(version, state) of a live room, or None if it is not loaded here."""
