@@ -552,7 +552,9 @@ class RedisRoomStore(LoadedRooms):
     async def send_event(
         self, room_id: str, kind: str, data: Any, to: frozenset[str] | None = None,
     ) -> None:
-        """EVENT for every member on every process, in the room's log order."""
+        """EVENT for every member on every process, in the room's log order (an unknown
+        room is ROOM_NOT_FOUND, as in memory: no stray log is created for it)."""
+        await self._server_live(room_id)
         await self.room_code.send_event(room_id, kind, data, to)
 
     def persisted(self, room_id: str) -> tuple[int, dict[str, Any], int] | None:

@@ -240,3 +240,29 @@ def test_sync_forms_without_a_server_keep_one_engine_loop(engine: Runtime) -> No
     with pytest.raises(ProtocolError) as refused:
         api.update_entity("cmd", "counter", {"n": 3})
     assert refused.value.code is ErrorCode.ROOM_CLOSED
+
+
+async def test_send_event_reaches_members_or_one_player_and_is_not_state(
+    engine: Runtime,
+) -> None:
+    ann = await member_in(engine, "ev", playerName="Ann")
+    bob = await member_in(engine, "ev", playerName="Bob")
+    watcher = await spectator_in(engine, "ev")
+    before = engine.store.peek("ev")
+    await api.asend_event("ev", "round.start", {"n": 1})
+    await api.asend_event("ev", "hint", {"card": 7}, to=bob.player_id)
+    await settle(engine)
+    for member in (ann, bob, watcher):
+        assert member.of_type("EVENT")[0]["payload"] == {
+            "kind": "round.start", "data": {"n": 1}, "from": None}
+    assert [e["payload"]["kind"] for e in bob.of_type("EVENT")] == ["round.start", "hint"]
+    assert [e["payload"]["kind"] for e in ann.of_type("EVENT")] == ["round.start"]
+    assert engine.store.peek("ev") == before  # no version, no state
+    for call, code in (
+        (api.asend_event("ev", "bad kind!"), ErrorCode.BAD_MESSAGE),
+        (api.asend_event("ev", "k", {1, 2}), ErrorCode.BAD_MESSAGE),  # not JSON
+        (api.asend_event("nowhere", "k"), ErrorCode.ROOM_NOT_FOUND),
+    ):
+        with pytest.raises(ProtocolError) as info:
+            await call
+        assert info.value.code is code
