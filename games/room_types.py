@@ -13,9 +13,10 @@ rounds in server-only data, which no client sees.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from sync.core.room_code import RoomContext, handles, refuse
+from sync.core.room_code import RoomContext, forbid, handles, refuse
 from sync.core.room_types import SERVER_FIELDS, RoomType, register
 
 
@@ -35,6 +36,15 @@ class HotPotatoRoomType(RoomType):
         return {"lives": 3}
 
     # -- who comes and goes --------------------------------------------------------
+
+    def check_join(
+        self, players: Mapping[str, Mapping[str, Any]], fields: dict[str, Any], *,
+        identity: dict[str, Any],
+    ) -> None:
+        """Refuse a second player with a name already in the room (ERROR FORBIDDEN)."""
+        name = fields.get("playerName")
+        if name is not None and any(p.get("playerName") == name for p in players.values()):
+            raise forbid(f"the name {name!r} is taken in this room")
 
     def on_start(self, room: RoomContext) -> None:
         room.server.setdefault("rounds", 0)

@@ -143,6 +143,12 @@ async def test_room_code_handles_refuses_and_targets(kasagi_server, owner, room_
     state = full["payload"]["state"]
     assert state["entities"]["game"]["holder"] == pa
     assert "rounds" not in str(state) and "server" not in state  # server-only data stays
+    d = await Conn.open(kasagi_server.ws_url)
+    await d.send({"type": "JOIN_ROOM", "roomId": room_id, "requestId": "j-d",
+                  "payload": {"playerName": "A"}})
+    refused = await d.expect("ERROR")  # check_join: the name is taken
+    assert refused["payload"]["code"] == "FORBIDDEN" and refused["requestId"] == "j-d"
+    await d.join(room_id, playerName="D")  # the connection lives on
 
 
 async def test_arena_coins_are_placed_and_taken(kasagi_server, room_id):
