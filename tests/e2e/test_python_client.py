@@ -1,15 +1,16 @@
 """End-to-end tests of the Python client SDK against a live Kasagi server (``kasagi_server``).
 
-Nothing is mocked: every test talks to a real daphne. Two tests put a small
+Nothing is mocked: every test talks to a real daphne. Some tests put a small
 WebSocket relay between the client and the server, to lose or repeat a frame
 (gap and duplicate handling, PROTOCOL.md §6) or to cut the TCP connections
-without a close handshake (resume after a drop).
+without a close handshake (resume after a drop, recovery by version §14).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
@@ -35,6 +36,7 @@ from kasagi_client import (
     Pong,
     Reconnected,
     Reconnecting,
+    Resumed,
     RoomEvent,
     VersionConflict,
     connect,
@@ -47,6 +49,7 @@ from websockets.http11 import Request, Response
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
 E = TypeVar("E")
+ON_REDIS = os.environ.get("KASAGI_TEST_SERVER_REDIS") == "1"
 ClientFactory = Callable[..., Awaitable[KasagiClient]]
 
 
@@ -335,16 +338,19 @@ async def test_resume_after_an_abrupt_socket_drop(
         await watcher.join(room, playerName="W")
         player_id = a.player_id
         version = watcher.version
+        assert version is not None
+        await a.wait_for_version(version, timeout=5)
 
         relay.cut()  # TCP reset, no close frame, no LEAVE_ROOM: the grace period starts
 
         dropped = await next_of(a, Disconnected)
         assert dropped.will_reconnect
-        resumed_state = await next_of(a, FullState)
+        resumed = await next_of(a, Resumed)  # nothing changed meanwhile: the state is kept
         back = await next_of(a, Reconnected)
 
-        assert resumed_state.resumed is True
+        assert (resumed.room_id, resumed.version, resumed.resumed) == (room, version, True)
         assert (back.room_id, back.player_id, back.resumed) == (room, player_id, True)
+        assert back.recovered is True
         assert a.player_id == player_id
         assert a.ready
         assert a.me == {"playerName": "A", "x": 7}
@@ -361,6 +367,96 @@ async def test_resume_after_an_abrupt_socket_drop(
         await watcher.wait_for_version(moved.version, timeout=5)
         assert watcher.state is not None
         assert watcher.state["players"][player_id]["x"] == 8
+
+
+async def away_while(relay: Relay, client: KasagiClient,
+                     changes: Callable[[], Awaitable[None]]) -> Reconnected:
+    """Cut ``client``'s connection, run ``changes`` while it cannot come back, let it back in."""
+    relay.refusing = True
+    relay.cut()
+    await next_of(client, Disconnected)
+    await changes()
+    relay.refusing = False
+    return await next_of(client, Reconnected, timeout=10)
+
+
+async def fresh_state(url: str, room: str) -> FullState:
+    """What a new member gets: a spectator's FULL_STATE (joining it changes nothing)."""
+    async with connect(url) as watcher:
+        return await watcher.join(room, spectate=True)
+
+
+async def test_resume_recovers_the_missed_changes_and_matches_a_fresh_joiner(
+    kasagi_server: Any, clients: ClientFactory
+) -> None:
+    room = new_room("recover")
+    async with Relay(kasagi_server.ws_url) as relay:
+        a = await clients(relay.url, backoff=Backoff(initial=0.05, max_delay=0.2))
+        b = await clients()
+        joined = await a.join(room, playerName="A", x=1)
+        assert isinstance(joined.epoch, str) and joined.epoch
+        await b.join(room, playerName="B")
+        await next_of(a, PlayerJoined)
+        held = a.version
+        assert held is not None
+
+        async def missed() -> None:  # deltas, a join and a leave, an entity
+            for x in range(5):
+                await b.update(x=x, wait=True)
+            c = await clients()
+            await c.join(room, playerName="C")
+            await c.update_entity("door", open=True, wait=True)
+            await c.leave()
+            await b.update(y=3, wait=True)
+
+        back = await away_while(relay, a, missed)
+        assert (back.room_id, back.resumed, back.recovered) == (room, True, True)
+        assert b.version is not None
+        await a.wait_for_version(b.version, timeout=5)
+
+        # The rejoin named the state a held; the answer kept it and sent only what changed.
+        rejoin = [m for m in relay.from_client if m.get("type") == "JOIN_ROOM"][-1]
+        assert rejoin["payload"]["sinceVersion"] == held
+        assert rejoin["payload"]["epoch"] == joined.epoch
+        after = relay.to_client[relay.to_client.index(
+            next(m for m in relay.to_client if m.get("type") == "RESUMED")):]
+        assert after[0]["version"] == held
+        assert "FULL_STATE" not in {m.get("type") for m in after}
+        assert {"DELTA_UPDATE", "PLAYER_JOINED", "PLAYER_LEFT"} <= {m.get("type") for m in after}
+        assert a.stats.recoveries == 1 and a.stats.gaps == 0
+
+        fresh = await fresh_state(kasagi_server.ws_url, room)
+        assert a.version == fresh.version
+        assert a.state == fresh.state
+        assert a.session_token  # the (possibly rotated) token resumes again
+        moved = await a.update(x=42, wait=True)
+        assert moved.confirmed
+
+
+async def test_resume_outside_the_log_falls_back_to_a_full_state(
+    start_server: Any, clients: ClientFactory
+) -> None:
+    server = start_server(KASAGI_RECOVERY_LOG="5", KASAGI_RATE_LIMIT="10000",
+                          KASAGI_RATE_BURST="10000")
+    room = new_room("fallback")
+    async with Relay(server.ws_url) as relay:
+        a = await clients(relay.url, backoff=Backoff(initial=0.05, max_delay=0.2))
+        b = await clients(server.ws_url)
+        await a.join(room, playerName="A")
+        await b.join(room, playerName="B")
+        await next_of(a, PlayerJoined)
+
+        async def too_many() -> None:  # far more than the log keeps (Redis trims by 100s)
+            for x in range(400 if ON_REDIS else 40):
+                await b.update(x=x, wait=True)
+
+        back = await away_while(relay, a, too_many)
+        assert (back.resumed, back.recovered) == (True, False)
+        answer = [m for m in relay.to_client if m.get("type") in ("FULL_STATE", "RESUMED")][-1]
+        assert answer["type"] == "FULL_STATE" and answer["payload"]["resumed"] is True
+        assert a.stats.recoveries == 0
+        fresh = await fresh_state(server.ws_url, room)
+        assert a.version == fresh.version and a.state == fresh.state
 
 
 async def test_reconnect_backs_off_while_the_server_is_unreachable(
@@ -497,6 +593,9 @@ class Relay:
         self._repeat: list[str] = []
         self._links: list[tuple[ServerConnection, Any]] = []
         self._server: Any = None
+        #: every message that went through, decoded, in order per direction
+        self.from_client: list[dict[str, Any]] = []
+        self.to_client: list[dict[str, Any]] = []
         self.refusing = False
         """While true, handshakes are answered with HTTP 503 (a server that is down)."""
 
@@ -548,8 +647,10 @@ class Relay:
         with contextlib.suppress(ConnectionClosed):
             async for message in source:
                 copies = 1
+                decoded = orjson.loads(message)
+                (self.to_client if to_client else self.from_client).append(decoded)
                 if to_client:
-                    kind = orjson.loads(message).get("type")
+                    kind = decoded.get("type")
                     if kind in self._drop:
                         self._drop.remove(kind)
                         copies = 0

@@ -3,7 +3,9 @@
 This is the only module of the package that does I/O. It feeds decoded frames
 to the pure parts (``parse_server_message``, ``StateMirror``) and carries out
 what they decide: answer the call a ``requestId`` belongs to, send RESYNC on a
-version gap, emit events, rejoin with the session token after a drop. One
+version gap, emit events, rejoin with the session token after a drop (naming
+the state it still holds, so that the server can answer RESUMED and send only
+the missed changes, PROTOCOL.md §14). One
 background task (the supervisor) owns the socket: it reads frames in order and
 reconnects; user calls only send.
 """
@@ -51,6 +53,7 @@ from .events import (
     Pong,
     Reconnected,
     Reconnecting,
+    Resumed,
     RoomEvent,
     ServerEvent,
     StateChange,
@@ -94,6 +97,8 @@ class ClientStats:
     """ERROR messages received."""
     reconnects: int = 0
     """Successful reconnects (socket back and room rejoined)."""
+    recoveries: int = 0
+    """Resumes answered RESUMED (§14): the state was kept, only the missed changes came."""
     malformed: int = 0
     """Server frames that broke the contract and were dropped."""
     events_dropped: int = 0
@@ -218,6 +223,7 @@ class KasagiClient:
         self._attempts = 0  # consecutive reconnect attempts without a successful rejoin
         self._handlers: dict[type, Callable[[Any], None]] = {
             FullState: self._on_full_state,
+            Resumed: self._on_resumed,
             Delta: self._on_state_change,
             PlayerJoined: self._on_state_change,
             PlayerLeft: self._on_state_change,
@@ -358,7 +364,10 @@ class KasagiClient:
         previous = (self._target_room, self._join_fields)
         self._target_room, self._join_fields = room_id, payload
         try:
-            return await self._join_request(room_id, payload, session_token, timeout, ready=True)
+            answer = await self._join_request(
+                room_id, payload, session_token, None, timeout, ready=True
+            )
+            return _expect(answer, FullState)
         except BaseException:
             if self._mirror.room_id != room_id:
                 self._target_room, self._join_fields = previous
@@ -594,16 +603,22 @@ class KasagiClient:
         room_id: str,
         payload: Mapping[str, Any],
         session_token: str | None,
+        since: tuple[int, str] | None,
         timeout: float | None,
         *,
         ready: bool,
-    ) -> FullState:
+    ) -> FullState | Resumed:
+        """JOIN_ROOM; with a token and ``since`` (version, epoch) the answer may be RESUMED."""
         body = dict(payload)
         if session_token:
             body["sessionToken"] = session_token
+            if since is not None:
+                body["sinceVersion"], body["epoch"] = since
         answer = await self._request(
             envelope("JOIN_ROOM", room_id=room_id, payload=body), timeout, ready=ready
         )
+        if isinstance(answer, Resumed):
+            return answer
         return _expect(answer, FullState)
 
     async def _write(
@@ -762,6 +777,28 @@ class KasagiClient:
         if pending is not None:
             pending.future.set_result(event)
 
+    def _on_resumed(self, event: Resumed) -> None:
+        """RESUMED (§14): keep the state; the missed changes follow as ordinary frames."""
+        pending = self._answer(event.request_id)
+        if event.room_id == self._target_room:
+            if event.session_token is not None:
+                self._session_token = event.session_token  # the token may be rotated
+            self._left_reason = None
+            if self._mirror.resume(event):
+                self.stats.recoveries += 1
+                self._emit(event)
+                self._notify_waiters()
+            else:  # not the state we hold (never from a server following §14): start over
+                logger.warning("RESUMED at %s/%s does not match the mirror (%s/%s); resyncing",
+                               event.version, event.epoch, self._mirror.version,
+                               self._mirror.epoch)
+                self._mirror.in_sync = False
+                self._auto_resync()
+        else:
+            logger.debug("ignored a RESUMED for %s (not our room)", event.room_id)
+        if pending is not None:
+            pending.future.set_result(event)
+
     def _on_state_change(self, event: StateChange) -> None:
         expected = self._mirror.version
         outcome = self._mirror.apply(event)
@@ -886,10 +923,17 @@ class KasagiClient:
         self._spawn(self._rejoin(room))
 
     async def _rejoin(self, room: str) -> None:
-        """JOIN_ROOM with the session token: resumes our player within the grace period."""
+        """JOIN_ROOM with the session token: resumes our player within the grace period.
+
+        It names the state the mirror holds (``sinceVersion``, ``epoch``): the
+        server answers RESUMED when it still has every change since, FULL_STATE
+        otherwise (§14). Spectators have no token and always get a FULL_STATE.
+        """
+        token = self._session_token
+        since = self._mirror.recovery_point(room) if token else None
         try:
-            full = await self._join_request(
-                room, self._join_fields, self._session_token, None, ready=False
+            answer = await self._join_request(
+                room, self._join_fields, token, since, None, ready=False
             )
         except KasagiError as err:
             if self._target_room == room:
@@ -903,7 +947,10 @@ class KasagiClient:
             pass  # dropped again: the supervisor reconnects and rejoins once more
         else:
             if self._target_room == room:
-                self._reconnected(Reconnected(full.room_id, full.player_id, full.resumed))
+                self._reconnected(Reconnected(
+                    answer.room_id, answer.player_id, answer.resumed,
+                    recovered=isinstance(answer, Resumed),
+                ))
             else:  # left() while the rejoin was in flight
                 self._reconnected(Reconnected(None, None, False))
 

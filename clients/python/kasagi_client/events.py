@@ -28,6 +28,7 @@ __all__ = [
     "Pong",
     "Reconnected",
     "Reconnecting",
+    "Resumed",
     "RoomEvent",
     "ServerEvent",
     "StateChange",
@@ -55,6 +56,28 @@ class FullState:
     request_id: RequestId | None = None
     timestamp: int | None = None
     # A secret (PROTOCOL.md §6): kept out of repr so it does not end up in logs.
+    session_token: str | None = field(default=None, repr=False, compare=False)
+    epoch: str | None = None
+    """(1.1) The room's epoch (§14): names the history this state belongs to."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """(1.1) RESUMED (§14): a resume that keeps the state the client holds.
+
+    ``version`` is the ``sinceVersion`` the client sent: its mirror stays as it
+    is, and the next state-changing messages chain from ``version`` up to the
+    room's current version (the changes missed while away). Only an automatic
+    resume sends ``sinceVersion``, so only it gets one.
+    """
+
+    room_id: str
+    version: int
+    player_id: str | None
+    epoch: str | None
+    resumed: bool = True
+    request_id: RequestId | None = None
+    timestamp: int | None = None
     session_token: str | None = field(default=None, repr=False, compare=False)
 
 
@@ -163,12 +186,15 @@ class Reconnected:
     """The socket is back and the room (if any) rejoined; ``resumed`` as in FULL_STATE.
 
     ``room_id`` is None when the client was in no room or the rejoin was refused
-    (the refusal is emitted just before as an :class:`Error`).
+    (the refusal is emitted just before as an :class:`Error`). ``recovered`` is
+    True when the server answered RESUMED (§14): the state was kept and the
+    missed changes follow as ordinary events; False when a FULL_STATE replaced it.
     """
 
     room_id: str | None
     player_id: str | None
     resumed: bool
+    recovered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +215,7 @@ class Closed:
 
 
 StateChange = Delta | PlayerJoined | PlayerLeft
-ServerEvent = FullState | Delta | PlayerJoined | PlayerLeft | Pong | Error | RoomEvent
+ServerEvent = FullState | Resumed | Delta | PlayerJoined | PlayerLeft | Pong | Error | RoomEvent
 StatusEvent = Disconnected | Reconnecting | Reconnected | GapDetected | Closed
 Event = ServerEvent | StatusEvent
 
@@ -207,6 +233,11 @@ def _int(msg: Mapping[str, Any], key: str) -> int:
 def _opt_int(msg: Mapping[str, Any], key: str) -> int | None:
     value = msg.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_str(mapping: Mapping[str, Any], key: str) -> str | None:
+    value = mapping.get(key)
+    return value if isinstance(value, str) else None
 
 
 def _str(mapping: Mapping[str, Any], key: str, where: str) -> str:
@@ -244,6 +275,20 @@ def _full_state(msg: Mapping[str, Any], payload: dict[str, Any]) -> FullState:
         request_id=_request_id(msg),
         timestamp=_opt_int(msg, "timestamp"),
         session_token=token if isinstance(token, str) else None,
+        epoch=_opt_str(payload, "epoch"),
+    )
+
+
+def _resumed(msg: Mapping[str, Any], payload: dict[str, Any]) -> Resumed:
+    player_id = payload.get("playerId")
+    return Resumed(
+        room_id=_room(msg),
+        version=_int(msg, "version"),
+        player_id=player_id if isinstance(player_id, str) else None,
+        epoch=_opt_str(payload, "epoch"),
+        request_id=_request_id(msg),
+        timestamp=_opt_int(msg, "timestamp"),
+        session_token=_opt_str(payload, "sessionToken"),
     )
 
 
@@ -317,6 +362,7 @@ def _room_event(msg: Mapping[str, Any], payload: dict[str, Any]) -> RoomEvent:
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], ServerEvent]] = {
     "FULL_STATE": _full_state,
+    "RESUMED": _resumed,
     "DELTA_UPDATE": _delta,
     "PLAYER_JOINED": _player_joined,
     "PLAYER_LEFT": _player_left,

@@ -1,9 +1,10 @@
 """The local mirror of one room's state, kept exact by the version chain (PROTOCOL.md §6).
 
 A plain object with no I/O, no clock and no asyncio: the client feeds it
-FULL_STATEs and state-changing events and acts on the :class:`ChainOutcome` it
-returns (send RESYNC on ``GAP``). That keeps the ordering rules testable
-without a server.
+FULL_STATEs, RESUMEDs and state-changing events and acts on the
+:class:`ChainOutcome` it returns (send RESYNC on ``GAP``). That keeps the
+ordering rules testable without a server. It also remembers the epoch of the
+state it holds (§14), so that a resume can ask for the missed changes only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from .events import Delta, FullState, PlayerJoined, PlayerLeft, StateChange
+from .events import Delta, FullState, PlayerJoined, PlayerLeft, Resumed, StateChange
 from .merge_patch import apply_merge_patch, is_noop
 
 __all__ = ["ChainOutcome", "StateMirror"]
@@ -41,6 +42,8 @@ class StateMirror:
         self.player_id: str | None = None
         self.version: int | None = None
         self.state: dict[str, Any] | None = None
+        #: the room's epoch (§14) of the FULL_STATE the state comes from
+        self.epoch: str | None = None
         self.in_sync = False
 
     def reset(self) -> None:
@@ -48,6 +51,7 @@ class StateMirror:
         self.room_id = self.player_id = None
         self.version = None
         self.state = None
+        self.epoch = None
         self.in_sync = False
 
     def load(self, full: FullState) -> None:
@@ -56,7 +60,38 @@ class StateMirror:
         self.player_id = full.player_id
         self.version = full.version
         self.state = full.state
+        self.epoch = full.epoch
         self.in_sync = True
+
+    def recovery_point(self, room_id: str) -> tuple[int, str] | None:
+        """``(sinceVersion, epoch)`` to send when resuming ``room_id`` (§14), or None.
+
+        The state at ``version`` is exact even after a gap (the frames that did
+        not chain were never applied), so a resume may always name it; None when
+        the mirror holds another room or the server gave no epoch (a 1.0 server).
+        """
+        if self.room_id != room_id or self.version is None or self.state is None:
+            return None
+        if self.epoch is None:
+            return None
+        return self.version, self.epoch
+
+    def resume(self, resumed: Resumed) -> bool:
+        """Keep the state on RESUMED (§14) and follow the chain from its version again.
+
+        False (nothing changed) when the answer does not name the state held:
+        another room, version or epoch. The caller then asks for a FULL_STATE.
+        """
+        if (
+            self.state is None
+            or resumed.room_id != self.room_id
+            or resumed.version != self.version
+            or resumed.epoch != self.epoch
+        ):
+            return False
+        self.player_id = resumed.player_id
+        self.in_sync = True
+        return True
 
     def apply(self, change: StateChange) -> ChainOutcome:
         """Apply ``change`` if it continues the chain; say why not otherwise."""
