@@ -1,12 +1,15 @@
 /**
  * Browser client of the Kasagi Sync protocol, version 1, plus the events of
- * 1.1 (MESSAGE / EVENT, §11) (docs/protocol.md; usage in docs/js-client.md).
+ * 1.1 (MESSAGE / EVENT, §11) and recovery by version (RESUMED, §14)
+ * (docs/protocol.md; usage in docs/js-client.md).
  *
  * It keeps a read-only mirror of one room's state: a FULL_STATE replaces it,
  * each DELTA_UPDATE / PLAYER_JOINED / PLAYER_LEFT is applied only when its
  * `baseVersion` is the mirror's version (§6), and a gap asks for a RESYNC.
  * It reconnects with backoff and resumes the same player with the session
- * token it keeps per room in `sessionStorage`.
+ * token it keeps per room in `sessionStorage`, naming the version and epoch
+ * of the state it still holds: a RESUMED answer keeps that state and the
+ * missed changes follow, a FULL_STATE replaces it.
  *
  * The mirror is never changed by the client's own writes: an update shows up
  * only when the server confirms it with a DELTA_UPDATE (the server may clamp
@@ -360,6 +363,17 @@ export class ClientStats {
     this.droppedUpdates = 0;
     /** EVENT messages (§11) received for the room */
     this.events = 0;
+    /** resumes answered RESUMED (§14): the state was kept */
+    this.recoveries = 0;
+    /**
+     * The last recovery (§14), or null: `changes` versions caught up in `frames`
+     * frames, `bytes` received for it (the RESUMED and those frames) against
+     * `fullBytes`, the JSON size of the state a FULL_STATE would have carried.
+     * `done` turns true once the server has sent every missed change.
+     * @type {null | {sinceVersion: number, version: number, changes: number, frames: number,
+     *   bytes: number, fullBytes: number, done: boolean}}
+     */
+    this.lastRecovery = null;
     /** @type {[number, number][]} [time, bytes] of the last second's frames */
     this.#window = [];
     this.#sizedState = undefined;
@@ -430,6 +444,8 @@ export class ClientStats {
       reconnects: this.reconnects,
       droppedUpdates: this.droppedUpdates,
       events: this.events,
+      recoveries: this.recoveries,
+      lastRecovery: this.lastRecovery && { ...this.lastRecovery },
     };
   }
 
@@ -453,8 +469,8 @@ export class ClientStats {
  * One connection to a Kasagi server, in at most one room at a time.
  *
  * Events (`on(name, fn)`; each listener gets one detail object):
- * `status`, `message`, `state`, `delta`, `joined`, `left`, `event`, `error`
- * (see docs/js-client.md).
+ * `status`, `message`, `state`, `delta`, `joined`, `left`, `event`, `error`,
+ * `recovered` (see docs/js-client.md).
  */
 export class KasagiClient {
   /**
@@ -517,6 +533,12 @@ export class KasagiClient {
   /** @type {string | null} */
   #playerId = null;
   #resumed = false;
+  /** the room's epoch (§14) of the FULL_STATE the mirror comes from
+   * @type {string | null} */
+  #epoch = null;
+  /** requestId of the PING sent after a RESUMED: its PONG comes after every missed change
+   * @type {string | null} */
+  #recoveryBarrier = null;
   #memoryTokens = new Map();
 
   // resync
@@ -553,9 +575,14 @@ export class KasagiClient {
     return this.#room ? this.#room.roomId : null;
   }
 
-  /** True when the last FULL_STATE resumed an earlier player. */
+  /** True when the last FULL_STATE (or RESUMED) resumed an earlier player. */
   get resumed() {
     return this.#resumed;
+  }
+
+  /** The room's epoch (§14) of the state the mirror holds, or null (a 1.0 server). */
+  get epoch() {
+    return this.#epoch;
   }
 
   /** `connecting`, `open`, `reconnecting` or `closed`. */
@@ -735,6 +762,7 @@ export class KasagiClient {
       this.#room.sentOn = null;
     }
     this.#resyncRequestId = null;
+    this.#recoveryBarrier = null;
     this.#cancelTimer("resync");
     for (const ping of this.#pings.values()) {
       ping.reject(error);
@@ -897,6 +925,11 @@ export class KasagiClient {
     const token = room.spectate ? null : this.#loadToken(room.roomId);
     if (token) {
       payload.sessionToken = token;
+      if (this.#state !== null && this.#version !== null && this.#epoch !== null) {
+        // §14: the state still held; RESUMED keeps it and sends only what changed since
+        payload.sinceVersion = this.#version;
+        payload.epoch = this.#epoch;
+      }
     }
     room.requestId = this.#requestId();
     room.live = false;
@@ -929,6 +962,8 @@ export class KasagiClient {
     this.#version = null;
     this.#playerId = null;
     this.#resumed = false;
+    this.#epoch = null;
+    this.#recoveryBarrier = null;
     this.#resyncRequestId = null;
     this.#cancelTimer("resync");
     this.#resyncWaiter?.reject(error);
@@ -1160,6 +1195,7 @@ export class KasagiClient {
 
   #handlers = {
     FULL_STATE: this.#onFullState,
+    RESUMED: this.#onResumed,
     DELTA_UPDATE: this.#onChange,
     PLAYER_JOINED: this.#onChange,
     PLAYER_LEFT: this.#onChange,
@@ -1180,6 +1216,8 @@ export class KasagiClient {
     this.#version = Number.isInteger(msg.version) ? msg.version : 0;
     this.#playerId = payload.playerId ?? null;
     this.#resumed = payload.resumed === true;
+    this.#epoch = typeof payload.epoch === "string" ? payload.epoch : null;
+    this.#recoveryBarrier = null;
     if (typeof payload.sessionToken === "string" && payload.sessionToken) {
       this.#saveToken(room.roomId, payload.sessionToken);
     }
@@ -1204,6 +1242,66 @@ export class KasagiClient {
     }
     this.#resyncWaiter?.resolve(this.#state);
     this.#resyncWaiter = null;
+    if (this.#room === room && room.live) {
+      this.#flushOutbox();
+    }
+  }
+
+  /**
+   * RESUMED (§14): the answer to a rejoin that named the state held. The
+   * mirror stays; the missed changes follow as ordinary frames, chained from
+   * `version`. A PING sent now is answered after the last of them, which
+   * closes `stats.lastRecovery` and emits `recovered`.
+   *
+   * @param {Envelope} msg
+   * @param {number} bytes
+   */
+  #onResumed(msg, bytes) {
+    const room = this.#room;
+    if (!room || msg.roomId !== room.roomId || room.live) {
+      return; // not ours, or not the answer to our join
+    }
+    const payload = isPlainObject(msg.payload) ? msg.payload : {};
+    if (typeof payload.sessionToken === "string" && payload.sessionToken) {
+      this.#saveToken(room.roomId, payload.sessionToken);
+    }
+    this.#playerId = payload.playerId ?? this.#playerId;
+    this.#resumed = true;
+    room.live = true;
+    this.#attempt = 0;
+    this.#resyncRequestId = null;
+    this.#cancelTimer("resync");
+    const epoch = typeof payload.epoch === "string" ? payload.epoch : null;
+    if (this.#state === null || msg.version !== this.#version || epoch !== this.#epoch) {
+      // not the state we hold (never from a server following §14): start over
+      this.#requestResync();
+    } else {
+      this.stats.recoveries += 1;
+      this.stats.lastRecovery = {
+        sinceVersion: this.#version,
+        version: this.#version,
+        changes: 0,
+        frames: 0,
+        bytes,
+        fullBytes: this.stats.stateBytes,
+        done: false,
+      };
+      this.#recoveryBarrier = this.#requestId();
+      this.#send({ type: "PING", roomId: room.roomId, requestId: this.#recoveryBarrier });
+    }
+    room.pending?.resolve(this.#joinResult());
+    room.pending = null;
+    this.#emit("joined", {
+      roomId: room.roomId,
+      playerId: this.#playerId,
+      state: this.#playerId === null ? null : (this.#state?.players?.[this.#playerId] ?? null),
+      self: true,
+      resumed: true,
+      recovered: true,
+    });
+    if (this.#resyncWaiter && this.#resyncRequestId === null) {
+      this.#requestResync(); // an explicit resync() asked while away still gets its FULL_STATE
+    }
     if (this.#room === room && room.live) {
       this.#flushOutbox();
     }
@@ -1257,6 +1355,13 @@ export class KasagiClient {
     }
     this.#state = applyChange(this.#state, msg);
     this.#version = msg.version;
+    const recovery = this.stats.lastRecovery;
+    if (this.#recoveryBarrier !== null && recovery && !recovery.done) {
+      recovery.changes = msg.version - recovery.sinceVersion;
+      recovery.version = msg.version;
+      recovery.frames += 1;
+      recovery.bytes += bytes;
+    }
     if (msg.type === "DELTA_UPDATE") {
       this.stats.lastDeltaBytes = bytes;
       this.#emit("delta", {
@@ -1317,6 +1422,16 @@ export class KasagiClient {
 
   /** @param {Envelope} msg */
   #onPong(msg) {
+    if (this.#recoveryBarrier !== null && String(msg.requestId) === this.#recoveryBarrier) {
+      this.#recoveryBarrier = null;
+      const recovery = this.stats.lastRecovery;
+      if (recovery && !recovery.done) {
+        recovery.done = true;
+        recovery.fullBytes = this.stats.stateBytes;
+        this.#emit("recovered", { roomId: this.#room?.roomId ?? null, ...recovery });
+      }
+      return;
+    }
     const ping = this.#pings.get(String(msg.requestId));
     if (!ping) {
       return;
@@ -1333,7 +1448,9 @@ export class KasagiClient {
     const requestId = msg.requestId == null ? null : String(msg.requestId);
     const room = this.#room;
     this.#emit("error", error);
-    if (requestId !== null && this.#pings.has(requestId)) {
+    if (requestId !== null && requestId === this.#recoveryBarrier) {
+      this.#recoveryBarrier = null; // the count stops here; the chain itself is unaffected
+    } else if (requestId !== null && this.#pings.has(requestId)) {
       this.#pings.get(requestId).reject(error);
       this.#pings.delete(requestId);
     } else if (room && requestId !== null && requestId === room.requestId && !room.live) {

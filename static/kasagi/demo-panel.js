@@ -43,6 +43,47 @@ export function deltaSummary(deltaBytes, fullBytes) {
 }
 
 /**
+ * "recovered 20 changes (3.1 KB) instead of a full state (512.0 KB)": what the
+ * last resume by version (§14, `client.stats.lastRecovery`) cost against the
+ * FULL_STATE it replaced. `fullBytes` is the JSON size of the state the client
+ * holds once caught up.
+ *
+ * @param {{changes: number, bytes: number, fullBytes: number, done?: boolean} | null} recovery
+ * @returns {string}
+ */
+export function recoverySummary(recovery) {
+  if (!recovery) {
+    return "no resume by version yet";
+  }
+  if (recovery.done === false) {
+    return "recovering…";
+  }
+  const changes = recovery.changes === 1 ? "1 change" : `${recovery.changes} changes`;
+  return (
+    `recovered ${changes} (${formatBytes(recovery.bytes)}) ` +
+    `instead of a full state (${formatBytes(recovery.fullBytes)})`
+  );
+}
+
+/**
+ * The panel's "Recovery" fact: the template's `#fact-recovery`, or a new
+ * row appended to the facts list (after "Chain") when the page has none.
+ *
+ * @param {HTMLElement} chain the `#fact-chain` element
+ * @returns {HTMLElement}
+ */
+function recoveryFact(chain) {
+  const existing = document.getElementById("fact-recovery");
+  if (existing) {
+    return existing;
+  }
+  const value = el("dd", "", "–");
+  value.id = "fact-recovery";
+  chain.parentElement.append(el("dt", "", "Recovery"), value);
+  return value;
+}
+
+/**
  * Delta frames against the frames a server sending full states instead would
  * have sent: the same envelope around the whole state rather than the patch.
  */
@@ -147,6 +188,8 @@ function playerItem(id, player, me) {
 
 /**
  * Bind the panel to a client. Returns `render()`, to call on an interval.
+ * After a resume answered RESUMED (§14) the "Recovery" fact shows what it
+ * cost: "recovered N changes (B bytes) instead of a full state (F bytes)".
  *
  * @param {import("./client.js").KasagiClient} client
  * @param {{spectate: boolean}} options
@@ -164,6 +207,7 @@ export function createPanel(client, { spectate }) {
     deltas: $("fact-deltas"),
     chain: $("fact-chain"),
   };
+  facts.recovery = recoveryFact(facts.chain);
   const playersList = $("players-list");
   const playersCount = $("players-count");
   const logList = $("log");
@@ -211,6 +255,7 @@ export function createPanel(client, { spectate }) {
     }
     facts.chain.textContent =
       `${stats.gaps} gaps, ${stats.resyncs} resyncs, ${stats.reconnects} reconnects`;
+    facts.recovery.textContent = recoverySummary(stats.lastRecovery);
   }
 
   function renderPlayers() {

@@ -5,7 +5,13 @@ import { describe, test } from "node:test";
 
 import { memoryStorage } from "../client.js";
 import { Interpolator, clampPoint, keyDirection, stepToward } from "../demo-motion.js";
-import { DeltaSavings, MessageLog, deltaSummary, formatBytes } from "../demo-panel.js";
+import {
+  DeltaSavings,
+  MessageLog,
+  deltaSummary,
+  formatBytes,
+  recoverySummary,
+} from "../demo-panel.js";
 import { cleanName, loadProfile, newProfile, saveProfile } from "../demo-profile.js";
 import { diffHunks, diffRange, mapIndex } from "../demo-text.js";
 
@@ -191,6 +197,18 @@ describe("side panel figures", () => {
     assert.equal(savings.totalDelta, 300);
     assert.equal(savings.totalFull, 2200);
     assert.equal(deltaSummary(savings.totalDelta, savings.totalFull), "300 B vs 2.1 KB as full state (14%)");
+  });
+
+  test("a recovery is shown against the full state it replaced (§14)", () => {
+    assert.equal(recoverySummary(null), "no resume by version yet");
+    assert.equal(recoverySummary({ changes: 3, bytes: 10, fullBytes: 99, done: false }),
+      "recovering…");
+    assert.equal(
+      recoverySummary({ changes: 20, bytes: 3174, fullBytes: 524288, done: true }),
+      "recovered 20 changes (3.1 KB) instead of a full state (512.0 KB)",
+    );
+    assert.equal(recoverySummary({ changes: 1, bytes: 90, fullBytes: 700, done: true }),
+      "recovered 1 change (90 B) instead of a full state (700 B)");
   });
 
   test("the message log keeps the newest few", () => {

@@ -166,6 +166,7 @@ export function fullState({
   resumed = false,
   state = { players: { [playerId]: { playerName: "Ann" } }, entities: {} },
   requestId,
+  epoch,
 } = {}) {
   const message = {
     type: "FULL_STATE",
@@ -173,6 +174,31 @@ export function fullState({
     version,
     timestamp: 1764172800000,
     payload: { playerId, sessionToken, resumed, state },
+  };
+  if (requestId !== undefined) {
+    message.requestId = requestId;
+  }
+  if (epoch !== undefined) {
+    message.payload.epoch = epoch; // 1.1 (§14); a 1.0 server sends none
+  }
+  return message;
+}
+
+/** A RESUMED (§14) as the server sends it: the client keeps its state at `version`. */
+export function resumed({
+  roomId = ROOM,
+  version = 10,
+  playerId = "p-1",
+  sessionToken = "tok-1",
+  epoch = "e-1",
+  requestId,
+} = {}) {
+  const message = {
+    type: "RESUMED",
+    roomId,
+    version,
+    timestamp: 1764172800000,
+    payload: { playerId, sessionToken, resumed: true, epoch },
   };
   if (requestId !== undefined) {
     message.requestId = requestId;

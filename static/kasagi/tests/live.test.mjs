@@ -85,6 +85,43 @@ describe("live server", { skip }, () => {
     }
   });
 
+  test("a dropped socket recovers the missed changes with RESUMED (§14)", async () => {
+    const sockets = [];
+    class Recorded extends WebSocket {
+      constructor(url) {
+        super(url);
+        sockets.push(this);
+      }
+    }
+    const reconnect = { baseMs: 400, maxMs: 400, jitter: 0 };
+    const a = connect(URL, { storage: memoryStorage(), WebSocket: Recorded, reconnect });
+    const b = connect(URL, { storage: memoryStorage() });
+    const recoveryRoom = `${room}-recovery`;
+    try {
+      await a.join(recoveryRoom, { playerName: "A" });
+      assert.equal(typeof a.epoch, "string");
+      await b.join(recoveryRoom, { playerName: "B" });
+      await waitFor(a, "joined", (d) => !d.self);
+      const recovered = waitFor(a, "recovered");
+      sockets.at(-1).close(); // no LEAVE_ROOM: the server keeps the player (grace period)
+      for (let x = 1; x <= 5; x += 1) {
+        b.update({ x });
+      }
+      b.updateEntity("door", { open: true });
+      const detail = await recovered;
+      assert.ok(detail.changes >= 1 && detail.bytes > 0 && detail.fullBytes > 0);
+      if (a.version !== b.version) {
+        await waitFor(a, "state", () => a.version === b.version);
+      }
+      assert.deepEqual(a.state, b.state);
+      assert.equal(a.stats.recoveries, 1);
+      assert.equal(a.stats.gaps, 0);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   test("a refused update is reported with the server's code and its requestId", async () => {
     const c = connect(URL, { storage: memoryStorage() });
     try {
