@@ -28,8 +28,11 @@ from channels.exceptions import StopConsumer
 
 from .core.changes import Change, LeaveReason
 from .core.codec import Codec, codec_for
+from .core.documents import wire_bytes
 from .core.envelope import (
     ID_PATTERN,
+    DocSync,
+    DocUpdate,
     JoinRoom,
     LeaveRoom,
     Message,
@@ -40,8 +43,9 @@ from .core.envelope import (
     request_id_of,
 )
 from .core.errors import ErrorCode, ProtocolError
-from .core.frames import error_frame, pong_frame
+from .core.frames import doc_sync_frame, error_frame, pong_frame
 from .directory import ANONYMOUS, Identity, may_join
+from .documents import documents_of
 from .hub import Pending, RoomFanout, Writer, now_ms
 from .metrics import METRICS
 from .origin import handshake_allowed, refuse
@@ -288,6 +292,24 @@ class SyncConsumer:
     async def on_ping(self, message: Ping) -> None:
         self._send_frame(pong_frame(now_ms(), message.request_id, message.room_id))
 
+    async def on_doc_sync(self, message: DocSync) -> None:
+        self._require_room(message.room_id)
+        store = documents_of(self.runtime.store)
+        update, vector = await store.doc_sync(message.room_id, message.doc_id,
+                                              message.state_vector)
+        binary = self.codec.binary
+        self._send_frame(doc_sync_frame(
+            message.room_id, message.doc_id, wire_bytes(update, binary),
+            wire_bytes(vector, binary), timestamp=now_ms(), request_id=message.request_id,
+        ))
+
+    async def on_doc_update(self, message: DocUpdate) -> None:
+        self._require_room(message.room_id)
+        if self.player_id is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "spectators cannot update documents")
+        await documents_of(self.runtime.store).doc_update(
+            message.room_id, self.player_id, message.doc_id, message.update)
+
     _handlers = {
         JoinRoom: on_join,
         LeaveRoom: on_leave,
@@ -295,6 +317,8 @@ class SyncConsumer:
         Message: on_message,
         Resync: on_resync,
         Ping: on_ping,
+        DocSync: on_doc_sync,
+        DocUpdate: on_doc_update,
     }
 
     # -- hub callbacks and helpers ---------------------------------------

@@ -163,6 +163,8 @@ class RoomFanout:
         #: ``synced_version`` (versions it could not see, folded into its next frame)
         self.unsent: dict[int, int] = {}
         self.epoch_source: EpochSource = epoch_source or _no_epoch
+        #: (§16) the room's document ids for FULL_STATE; the store sets it
+        self.docs_source: Callable[[], list[str]] = list
         self.members: dict[int, Member] = {}
         self.items: list[Pending] = []
         self.events: list[OutEvent] = []
@@ -207,7 +209,7 @@ class RoomFanout:
             self.room_id, version, state,
             player_id=member.player_id, session_token=member.session_token,
             resumed=resumed, timestamp=now_ms(), request_id=request_id,
-            epoch=self.epoch_source(),
+            epoch=self.epoch_source(), docs=self.docs_source(),
         )
         self.hub.write(member, member.codec.encode(frame))
         self._synced(member, version)

@@ -69,7 +69,7 @@ def decode_msgpack(raw: bytes) -> Any:
         raise
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid MessagePack") from exc
-    if not _json_like(data):
+    if not _json_like(data) and not _binary_fields_only(data):
         raise ProtocolError(
             ErrorCode.BAD_JSON,
             "frame holds values JSON cannot represent (bytes, NaN, Infinity or non-string keys)",
@@ -88,6 +88,25 @@ def _no_ext(code: int, data: bytes) -> Any:
 
 
 _SCALARS = (str, int, bool, type(None))
+
+#: (§16) the payload fields that carry raw bytes in a MessagePack frame, by type
+BINARY_FIELDS: dict[str, tuple[str, ...]] = {
+    "DOC_SYNC": ("stateVector", "update"),
+    "DOC_UPDATE": ("update",),
+}
+
+
+def _binary_fields_only(data: Any) -> bool:
+    """True if the only values JSON cannot carry are the bytes of §16's binary fields
+    (a document's update or state vector, never stored in the JSON state)."""
+    if type(data) is not dict:
+        return False
+    kind, payload = data.get("type"), data.get("payload")
+    fields = BINARY_FIELDS.get(kind) if type(kind) is str else None
+    if fields is None or type(payload) is not dict:
+        return False
+    rest = {k: v for k, v in payload.items() if not (k in fields and type(v) is bytes)}
+    return _json_like({**data, "payload": rest})
 
 
 def _json_like(value: Any) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .codec import decode_json
+from .documents import binary_field
 from .errors import ErrorCode, ProtocolError
 from .limits import Limits
 from .merge_patch import shape_violation
@@ -80,7 +81,29 @@ class Message:
     request_id: RequestId = None
 
 
-ClientMessage = JoinRoom | LeaveRoom | StateUpdate | Resync | Ping | Message
+@dataclass(frozen=True, slots=True)
+class DocSync:
+    """DOC_SYNC (§16): the client's Yjs state vector of document ``doc_id``."""
+
+    TYPE: ClassVar[str] = "DOC_SYNC"
+    room_id: str
+    doc_id: str
+    state_vector: bytes
+    request_id: RequestId = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocUpdate:
+    """DOC_UPDATE (§16): a Yjs v1 update of document ``doc_id``."""
+
+    TYPE: ClassVar[str] = "DOC_UPDATE"
+    room_id: str
+    doc_id: str
+    update: bytes
+    request_id: RequestId = None
+
+
+ClientMessage = JoinRoom | LeaveRoom | StateUpdate | Resync | Ping | Message | DocSync | DocUpdate
 
 
 def parse_message(raw: str | bytes, limits: Limits) -> ClientMessage:
@@ -236,6 +259,27 @@ def _parse_ping(
     return Ping(room_id, request_id, payload)
 
 
+def _doc_id(payload: dict[str, Any]) -> str:
+    doc_id = payload.get("docId")
+    if type(doc_id) is not str or not ID_PATTERN.fullmatch(doc_id):
+        raise _bad("docId must match [A-Za-z0-9_.-]{1,64}")
+    return doc_id
+
+
+def _parse_doc_sync(
+    data: dict[str, Any], room_id: str, payload: dict[str, Any], request_id: RequestId,
+    limits: Limits,
+) -> DocSync:
+    return DocSync(room_id, _doc_id(payload), binary_field(payload, "stateVector"), request_id)
+
+
+def _parse_doc_update(
+    data: dict[str, Any], room_id: str, payload: dict[str, Any], request_id: RequestId,
+    limits: Limits,
+) -> DocUpdate:
+    return DocUpdate(room_id, _doc_id(payload), binary_field(payload, "update"), request_id)
+
+
 _ABSENT = object()
 _PARSERS: dict[str, Callable[..., ClientMessage]] = {
     "JOIN_ROOM": _parse_join,
@@ -244,4 +288,6 @@ _PARSERS: dict[str, Callable[..., ClientMessage]] = {
     "RESYNC": _parse_resync,
     "PING": _parse_ping,
     "MESSAGE": _parse_message,
+    "DOC_SYNC": _parse_doc_sync,
+    "DOC_UPDATE": _parse_doc_update,
 }

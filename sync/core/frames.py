@@ -50,6 +50,7 @@ def full_state_frame(
     timestamp: int,
     request_id: RequestId = None,
     epoch: str | None = None,
+    docs: list[str] | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "playerId": player_id,
@@ -59,6 +60,8 @@ def full_state_frame(
     if epoch is not None:
         payload["epoch"] = epoch
     payload["state"] = state
+    if docs is not None:
+        payload["docs"] = docs  # (§16) the room's documents, not their contents
     frame: dict[str, Any] = {
         "type": "FULL_STATE",
         "roomId": room_id,
@@ -109,6 +112,35 @@ def event_frame(
         "roomId": room_id,
         "timestamp": timestamp,
         "payload": {"kind": kind, "data": data, "from": sender},
+    }
+
+
+def doc_sync_frame(
+    room_id: str, doc_id: str, update: bytes | str, state_vector: bytes | str, *,
+    timestamp: int, request_id: RequestId = None,
+) -> dict[str, Any]:
+    """DOC_SYNC (§16, S → C); binary values as the codec carries them
+    (``sync.core.documents.wire_bytes``)."""
+    frame: dict[str, Any] = {
+        "type": "DOC_SYNC",
+        "roomId": room_id,
+        "timestamp": timestamp,
+        "payload": {"docId": doc_id, "update": update, "stateVector": state_vector},
+    }
+    if request_id is not None:
+        frame["requestId"] = request_id
+    return frame
+
+
+def doc_update_frame(
+    room_id: str, doc_id: str, update: bytes | str, sender: str | None, timestamp: int,
+) -> dict[str, Any]:
+    """DOC_UPDATE (§16, S → C): another member's update, the same bytes it sent."""
+    return {
+        "type": "DOC_UPDATE",
+        "roomId": room_id,
+        "timestamp": timestamp,
+        "payload": {"docId": doc_id, "update": update, "from": sender},
     }
 
 

@@ -19,12 +19,14 @@ from typing import Any
 
 from ..core.changelog import EPOCH_KEY, ChangeLog, new_epoch
 from ..core.changes import Change, LeaveReason
+from ..core.documents import DocumentSet
 from ..core.envelope import Message, StateUpdate
 from ..core.errors import ErrorCode, ProtocolError
 from ..core.limits import Limits
 from ..core.room import Room
 from ..core.room_types import get_room_type
 from ..directory import Identity, RoomConfig, RoomDirectory
+from ..documents import LocalDocuments, load_documents, stored_documents
 from ..hub import Hub, OutEvent, RoomFanout
 from ..room_runner import RoomRunner, message_route
 from ..tokens import hash_token, new_player_id, new_token
@@ -54,6 +56,8 @@ class LiveRoom:
     #: §14: the room's epoch and its recent changes (recovery by version)
     epoch: str = field(default_factory=new_epoch)
     log: ChangeLog = field(default_factory=lambda: ChangeLog(1000))
+    #: §16: the room's documents
+    docs: DocumentSet = field(default_factory=lambda: DocumentSet(1048576))
 
     def state(self) -> tuple[int, dict[str, Any]]:
         return self.room.version, self.room.snapshot()
@@ -94,7 +98,7 @@ class MemoryHost:
         self.store.persistence.room_changed(self.room_id)
 
 
-class MemoryRoomStore(LoadedRooms):
+class MemoryRoomStore(LoadedRooms, LocalDocuments):
     def __init__(
         self,
         hub: Hub,
@@ -135,6 +139,7 @@ class MemoryRoomStore(LoadedRooms):
     async def _load(self, room_id: str, *, who: Identity, create: bool) -> LiveRoom:
         config = await self._config_for(room_id, who=who, create=create)
         snapshot = await self.directory.latest_snapshot(room_id)
+        stored = await stored_documents(self.directory, room_id)
         if room_id in self.rooms:  # loaded meanwhile by the server-side API
             return self.rooms[room_id]
         room = Room(
@@ -145,7 +150,8 @@ class MemoryRoomStore(LoadedRooms):
         )
         live = self.rooms[room_id] = LiveRoom(
             config, room, epoch=_epoch_of(snapshot.state if snapshot else None),
-            log=ChangeLog(self.recovery_log))
+            log=ChangeLog(self.recovery_log), docs=DocumentSet(self.limits.max_room_state_bytes))
+        load_documents(live.docs, stored, room_id)
         for player_id in room.players:
             # Restored players are disconnected until they resume within the grace period.
             session = live.sessions[player_id] = PlayerSession(token_hash="")
@@ -382,8 +388,10 @@ class MemoryRoomStore(LoadedRooms):
     def fanout(self, room_id: str) -> RoomFanout:
         """This process's fan-out for a loaded room (created on demand)."""
         live = self._live(room_id)
-        return self.hub.room(
+        fanout = self.hub.room(
             room_id, live.state, lambda: self.epoch(room_id), room_type=live.room.room_type)
+        fanout.docs_source = live.docs.ids
+        return fanout
 
     async def snapshot(self, room_id: str) -> tuple[int, dict[str, Any]] | None:
         """(version, state) of a live room, or None if it is not loaded here."""
