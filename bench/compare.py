@@ -54,6 +54,7 @@ WORKLOAD_OPTIONS = (
     "procs",
     "connect_concurrency",
     "encoding",
+    "messages_per_second",
 )
 
 

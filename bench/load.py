@@ -5,9 +5,13 @@ room, sends STATE_UPDATEs on a fixed schedule with its send time ``t`` (epoch
 microseconds, ``time.time_ns() // 1000``, shared by all processes of the tool)
 and a sequence number ``s`` in its own player object, and mirrors its room by
 applying FULL_STATE and then every DELTA_UPDATE / PLAYER_JOINED / PLAYER_LEFT
-in order. The per-frame path is raw ``websockets`` + ``orjson`` because the
-tool shares two cores with the server it measures; ``--procs`` spreads the
-clients over worker processes and the parent merges their results.
+in order. With ``--messages-per-second N`` each client also sends N MESSAGEs a
+second (§11, kind ``bench.ping``, its send time ``t`` and sequence number ``s``
+in ``data``) that the room relays as EVENTs to its other members, which measure
+send → EVENT-seen latency the same way. The per-frame path is raw
+``websockets`` + ``orjson`` because the tool shares two cores with the server
+it measures; ``--procs`` spreads the clients over worker processes and the
+parent merges their results.
 
 The parent process holds no client: it starts the workers, picks the common
 start time, samples the server's /proc (CPU seconds, RSS), joins one spectator
@@ -43,6 +47,7 @@ from websockets.protocol import State
 
 RESULT_PREFIX = "BENCH_RESULT "
 NAME_PREFIX = "bench-"
+PING_KIND = "bench.ping"
 PLAYERS_PER_IDLE_ROOM = 50
 QUIET_SECONDS = 0.3
 WRITE_BUFFER_LIMIT = 1 << 20
@@ -84,6 +89,7 @@ class Config:
     connect_concurrency: int = 50
     join_timeout: float = 30.0
     encoding: str = "json"
+    messages_per_second: float = 0.0
 
     @property
     def idle_mode(self) -> bool:
@@ -125,9 +131,21 @@ class Config:
         """
         if self.idle_mode:
             return 1, 0
-        off = self.send_offset(client)
-        first = max(1, math.ceil((self.warmup - off) * self.rate) + 1)
-        last = math.ceil((self.warmup + self.duration - off) * self.rate)
+        return self._window(self.send_offset(client), self.rate)
+
+    def message_offset(self, client: int) -> float:
+        """When this client sends its MESSAGEs: staggered, half a slot after its updates'."""
+        return (client + 0.5) / self.client_count / self.messages_per_second
+
+    def message_window(self, client: int) -> tuple[int, int]:
+        """As :meth:`seq_window`, for the client's MESSAGEs (empty without them)."""
+        if self.idle_mode or self.messages_per_second <= 0:
+            return 1, 0
+        return self._window(self.message_offset(client), self.messages_per_second)
+
+    def _window(self, off: float, rate: float) -> tuple[int, int]:
+        first = max(1, math.ceil((self.warmup - off) * rate) + 1)
+        last = math.ceil((self.warmup + self.duration - off) * rate)
         return first, last
 
 
@@ -250,6 +268,8 @@ class Client:
         "idx",
         "joined",
         "last",
+        "msg_last",
+        "msg_off",
         "off",
         "pid",
         "resyncing",
@@ -268,6 +288,8 @@ class Client:
         self.room = cfg.room_of(idx)
         self.off = cfg.send_offset(idx)
         self.first, self.last = cfg.seq_window(idx)
+        self.msg_off = cfg.message_offset(idx) if cfg.messages_per_second > 0 else 0.0
+        self.msg_last = cfg.message_window(idx)[1]
         self.ws: ClientConnection | None = None
         self.pid: str | None = None
         self.state: dict[str, Any] | None = None
@@ -290,6 +312,7 @@ class Worker:
         self.encode, self.decode, self.text = WIRE[cfg.encoding]
         self.clients = [Client(cfg, i) for i in indices]
         self.windows: dict[str, tuple[int, int]] = {}  # playerId -> its seq window
+        self.msg_windows: dict[str, tuple[int, int]] = {}  # playerId -> its MESSAGE window
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
         self.in_window = False
@@ -303,6 +326,8 @@ class Worker:
         self.connect_failures: Counter[str] = Counter()
         self.tool_error_sample = ""
         self.latency_us = array("q")
+        self.event_latency_us = array("q")
+        self.events_delivered = self.events_rx = self.messages_tx = 0
         self.send_lag_us = array("q")
         self.connect_us = array("q")
         self.open_start = self.open_end = 0.0
@@ -313,6 +338,7 @@ class Worker:
             "PLAYER_JOINED": self.on_player_joined,
             "PLAYER_LEFT": self.on_player_left,
             "ERROR": self.on_error,
+            "EVENT": self.on_event,
         }
 
     # -- pipe to the parent ---------------------------------------------
@@ -336,7 +362,7 @@ class Worker:
         loop.call_at(base + cfg.warmup, self.mark, "start")
         loop.call_at(base + cfg.warmup + cfg.duration, self.mark, "end")
         if not cfg.idle_mode:
-            await self.send_loop(base)
+            await asyncio.gather(self.send_loop(base), self.message_loop(base))
         await asyncio.sleep(max(0.0, base + cfg.warmup + cfg.duration - loop.time()))
         drained = await self.wait_quiet(cfg.drain)
         self.conn.send({"kind": "drained", "quiet": drained})
@@ -416,28 +442,61 @@ class Worker:
     # -- sending ----------------------------------------------------------
 
     async def send_loop(self, base: float) -> None:
-        """Send every due slot in time order from one task (no sleep drift, no per-client timer)."""
+        """The STATE_UPDATEs: every client's slots, send lag measured."""
+        make = self.make_blob if self.cfg.blob_bytes else self.make_move
+
+        def build(c: Client, k: int) -> dict[str, Any]:
+            return {"type": "STATE_UPDATE", "roomId": c.room, "payload": make(c, k)}
+
+        await self.paced(base, self.cfg.rate, lambda c: (c.off, c.last), build, self.send_lag_us)
+
+    async def message_loop(self, base: float) -> None:
+        """The MESSAGEs (``--messages-per-second``), relayed by the room as EVENTs (§11)."""
+        if self.cfg.messages_per_second <= 0:
+            return
+
+        def build(c: Client, k: int) -> dict[str, Any]:
+            self.messages_tx += 1
+            return {"type": "MESSAGE", "roomId": c.room,
+                    "payload": {"kind": PING_KIND, "data": {"t": time_ns() // 1000, "s": k}}}
+
+        await self.paced(base, self.cfg.messages_per_second, lambda c: (c.msg_off, c.msg_last),
+                         build, None)
+
+    async def paced(
+        self,
+        base: float,
+        rate: float,
+        slots: Any,
+        build: Any,
+        lag: array | None,
+    ) -> None:
+        """Send every due slot in time order from one task (no sleep drift, no per-client timer).
+
+        ``slots(c)`` gives a client's offset and last slot number; ``build(c, k)``
+        its message for slot ``k``.
+        """
         loop = asyncio.get_running_loop()
-        period = 1.0 / self.cfg.rate
-        clients = sorted((c for c in self.clients if c.ws is not None), key=lambda c: c.off)
+        period = 1.0 / rate
+        clients = sorted((c for c in self.clients if c.ws is not None), key=lambda c: slots(c)[0])
         if not clients:
             return
-        make = self.make_blob if self.cfg.blob_bytes else self.make_move
-        lag = self.send_lag_us
+        plan = [(c, *slots(c)) for c in clients]
         encode, text = self.encode, self.text
-        for k in range(1, max(c.last for c in clients) + 1):
+        for k in range(1, max(last for _, _, last in plan) + 1):
             slot = base + (k - 1) * period
-            for c in clients:
+            for c, off, last in plan:
                 ws = c.ws
-                if k > c.last or ws is None:
+                if k > last or ws is None:
                     continue
-                due = slot + c.off
+                due = slot + off
                 now = loop.time()
                 if due > now + 0.0005:
                     await asyncio.sleep(due - now)
                     now = loop.time()
-                lag.append(int((now - due) * 1e6))
-                data = encode({"type": "STATE_UPDATE", "roomId": c.room, "payload": make(c, k)})
+                if lag is not None:
+                    lag.append(int((now - due) * 1e6))
+                data = encode(build(c, k))
                 if ws.transport.get_write_buffer_size() < WRITE_BUFFER_LIMIT:
                     if not send_now(ws, data, text):
                         continue
@@ -517,7 +576,9 @@ class Worker:
             and name.startswith(NAME_PREFIX)
             and name[len(NAME_PREFIX) :].isdigit()
         ):
-            self.windows[pid] = self.cfg.seq_window(int(name[len(NAME_PREFIX) :]))
+            index = int(name[len(NAME_PREFIX) :])
+            self.windows[pid] = self.cfg.seq_window(index)
+            self.msg_windows[pid] = self.cfg.message_window(index)
 
     def on_full_state(self, c: Client, msg: dict[str, Any]) -> None:
         payload = msg.get("payload") or {}
@@ -642,6 +703,22 @@ class Worker:
         pid = (msg.get("payload") or {}).get("playerId")
         c.state.setdefault("players", {}).pop(pid, None)  # type: ignore[union-attr]
 
+    def on_event(self, c: Client, msg: dict[str, Any]) -> None:
+        """An EVENT relayed from another member's ``bench.ping``: count it, time it."""
+        payload = msg.get("payload") or {}
+        data = payload.get("data")
+        if payload.get("kind") != PING_KIND or type(data) is not dict:
+            return
+        if self.in_window:
+            self.events_rx += 1
+        window = self.msg_windows.get(payload.get("from"))  # type: ignore[arg-type]
+        seq, sent_us = data.get("s"), data.get("t")
+        if window is None or type(seq) is not int or not window[0] <= seq <= window[1]:
+            return
+        self.events_delivered += 1
+        if type(sent_us) is int:
+            self.event_latency_us.append(time_ns() // 1000 - sent_us)
+
     def on_error(self, c: Client, msg: dict[str, Any]) -> None:
         code = str((msg.get("payload") or {}).get("code"))
         self.errors[code] += 1
@@ -653,13 +730,17 @@ class Worker:
     def join_report(self) -> dict[str, Any]:
         joined: Counter[str] = Counter()
         window_sends: Counter[str] = Counter()
+        window_messages: Counter[str] = Counter()
         for c in self.clients:
             if c.ws is not None:
                 joined[c.room] += 1
                 window_sends[c.room] += max(0, c.last - c.first + 1)
+                first, last = self.cfg.message_window(c.idx)
+                window_messages[c.room] += max(0, last - first + 1)
         return {
             "members": dict(joined),
             "window_sends": dict(window_sends),
+            "window_messages": dict(window_messages),
             "connect_us": self.connect_us.tobytes(),
             "connect_failures": dict(self.connect_failures),
             "open_start": self.open_start,
@@ -691,6 +772,10 @@ class Worker:
             "tool_errors": self.tool_errors,
             "tool_error_sample": self.tool_error_sample,
             "latency_us": self.latency_us.tobytes(),
+            "event_latency_us": self.event_latency_us.tobytes(),
+            "events_delivered": self.events_delivered,
+            "events_rx_window": self.events_rx,
+            "messages_sent_total": self.messages_tx,
             "send_lag_us": self.send_lag_us.tobytes(),
             "mirrors": [
                 (c.room, c.version, state_digest(c.state))
@@ -840,10 +925,12 @@ def build_result(
     duration = cfg.duration
     members: Counter[str] = Counter()
     window_sends: Counter[str] = Counter()
+    window_messages: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     for report in joined:
         members.update(report["members"])
         window_sends.update(report["window_sends"])
+        window_messages.update(report["window_messages"])
         failures.update(report["connect_failures"])
     clients = sum(members.values())
     expected = sum(window_sends[room] * (members[room] - 1) for room in members)
@@ -927,7 +1014,23 @@ def build_result(
         "all_converged": bool(mirrors) and not unconverged,
         "unconverged_rooms": unconverged[:10],
         "idle": None,
+        "events": None,
     }
+    if cfg.messages_per_second > 0:
+        expected_events = sum(window_messages[room] * (members[room] - 1) for room in members)
+        delivered_events = total("events_delivered")
+        result["events"] = {
+            "messages_per_second": cfg.messages_per_second,
+            "kind": PING_KIND,
+            "sent": sum(window_messages.values()),
+            "sent_total": total("messages_sent_total"),
+            "expected": expected_events,
+            "delivered": delivered_events,
+            "delivery_ratio": rounded(delivered_events / expected_events, 4)
+            if expected_events else None,
+            "events_per_s": rounded(total("events_rx_window") / duration, 1),
+            "latency_ms": percentiles(merged_array(finals, "event_latency_us"), 0.001),
+        }
     sample = next((r["tool_error_sample"] for r in finals if r["tool_error_sample"]), "")
     if sample:
         result["tool_error_sample"] = sample[-2000:]
@@ -1009,6 +1112,22 @@ def fmt(value: Any, unit: str = "") -> str:
     return f"{text}{unit}"
 
 
+def event_lines(result: dict[str, Any]) -> list[str]:
+    """The table's lines about MESSAGE/EVENT (none without ``--messages-per-second``)."""
+    events = result.get("events")
+    if not events:
+        return []
+    lat = events["latency_ms"]
+    return [
+        f"  messages sent       {fmt(events['sent'])} in window ({fmt(events['sent_total'])} "
+        f"total), {events['messages_per_second']:g}/s per client, kind {events['kind']}",
+        f"  events delivered    {fmt(events['delivered'])} of {fmt(events['expected'])} expected"
+        f" ({fmt(100 * (events['delivery_ratio'] or 0), ' %')}); {fmt(events['events_per_s'])}/s",
+        f"  events send->seen   p50 {fmt(lat['p50'])}  p90 {fmt(lat['p90'])}  "
+        f"p99 {fmt(lat['p99'])}  max {fmt(lat['max'])} ms  (n={fmt(lat['count'])})",
+    ]
+
+
 def table(result: dict[str, Any]) -> str:
     cfg = result["config"]
     lat, lag, con = result["latency_ms"], result["send_lag_ms"], result["connect_ms"]
@@ -1036,6 +1155,7 @@ def table(result: dict[str, Any]) -> str:
             f"  deliveries/s        {fmt(result['deliveries_per_s'])}",
             f"  latency send->seen  p50 {fmt(lat['p50'])}  p90 {fmt(lat['p90'])}  "
             f"p99 {fmt(lat['p99'])}  max {fmt(lat['max'])} ms  (n={fmt(lat['count'])})",
+            *event_lines(result),
             f"  frames received/s   {fmt(result['frames_rx_per_s'])}   bytes/client/s "
             f"rx {fmt(result['bytes_rx_per_client_per_s'])}  "
             f"tx {fmt(result['bytes_tx_per_client_per_s'])}",
@@ -1132,6 +1252,12 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
         default="json",
         help="json text frames, or msgpack binary frames (subprotocol kasagi.msgpack)",
     )
+    parser.add_argument(
+        "--messages-per-second",
+        type=float,
+        default=0.0,
+        help="MESSAGEs (kind bench.ping) per second per client, relayed to the room as EVENTs",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1172,6 +1298,7 @@ def main(argv: list[str] | None = None) -> int:
         room_prefix=prefix,
         connect_concurrency=args.connect_concurrency,
         encoding=args.encoding,
+        messages_per_second=args.messages_per_second,
     )
     result = run(cfg)
     line = orjson.dumps(result).decode()

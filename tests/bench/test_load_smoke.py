@@ -99,6 +99,7 @@ def test_load_against_kasagi(kasagi_server: Any) -> None:
     assert result["all_converged"] is True
     assert result["rooms_converged"] == 2
     assert result["server"]["cpu_s"] is not None
+    assert result["events"] is None  # no --messages-per-second
 
 
 def test_load_with_msgpack_frames(kasagi_server: Any) -> None:
@@ -110,6 +111,20 @@ def test_load_with_msgpack_frames(kasagi_server: Any) -> None:
     assert packed["deliveries"] > 0 and packed["gaps"] == 0 and packed["tool_errors"] == 0
     assert packed["all_converged"] is True  # msgpack members, a JSON spectator: same state
     assert packed["bytes_rx_per_client_per_s"] < json_run["bytes_rx_per_client_per_s"]
+
+
+def test_load_with_messages_relayed_as_events(kasagi_server: Any) -> None:
+    result = run_load(kasagi_server.ws_url, kasagi_server.pid, f"smoke-e-{os.getpid()}",
+                      "--messages-per-second", "2")
+
+    events = result["events"]
+    assert events["kind"] == "bench.ping" and events["messages_per_second"] == 2
+    assert events["sent"] > 0
+    assert events["expected"] == events["sent"] * 2  # 6 clients in 2 rooms: 2 others each
+    assert events["delivered"] == events["expected"]
+    assert events["latency_ms"]["count"] == events["delivered"]
+    assert result["deliveries"] > 0 and result["gaps"] == 0
+    assert result["all_converged"] is True
 
 
 def test_cluster_sweep_on_redis() -> None:
