@@ -41,6 +41,14 @@ still costs one encoding per codec per tick. A change a member cannot see
 sends it nothing by itself: its versions wait (``RoomFanout.unsent``) and are
 folded into the member's next frame (``sync.core.views.member_frames``).
 
+A room type with an *interest* (value-dependent views: the ``world`` grid)
+also has its places here (``RoomFanout.index``, a
+``sync.core.views.InterestIndex`` moved over each tick's changes at the
+flush): a member's frames then depend on where it stands (the cells it moved
+through in the tick), so members standing in the same cell share them.
+Recovery by version and a slow member's backlog are not composed under
+places: such a member gets a FULL_STATE (its view now).
+
 Nothing here awaits: a flush is one synchronous pass.
 """
 
@@ -53,6 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .core.bin_codec import RoomTable
 from .core.changelog import chain_between
 from .core.changes import Change, ChangeKind, LeaveReason
 from .core.codec import Codec
@@ -60,7 +69,16 @@ from .core.errors import ErrorCode, ProtocolError
 from .core.frames import error_frame, event_frame, full_state_frame, resumed_frame
 from .core.merge_patch import NotComposable, compose
 from .core.room_types import RoomType
-from .core.views import ViewRule, member_frames, union
+from .core.views import (
+    ChainBreak,
+    InterestBatch,
+    InterestIndex,
+    ViewRule,
+    interest_frames,
+    member_frames,
+    union,
+    view_state,
+)
 from .metrics import METRICS
 
 logger = logging.getLogger(__name__)
@@ -159,6 +177,9 @@ class RoomFanout:
         self.state_source = state_source
         #: decides each member's view (§13)
         self.room_type: RoomType = room_type or _DEFAULT_VIEW
+        #: the places of the room's objects (§13), when its type has an interest
+        self.index: InterestIndex | None = None
+        self.reindex()
         #: id(member) → version of the last frame it was sent, while that is below its
         #: ``synced_version`` (versions it could not see, folded into its next frame)
         self.unsent: dict[int, int] = {}
@@ -174,6 +195,15 @@ class RoomFanout:
         self.flushed_tick = -1  # the tick (grid index) of the last flush that sent changes
         self.phase = hub.next_phase()  # rooms' grids are offset so their ticks do not coincide
         self.lagging = 0
+        #: the room's bin1 name table, from its first bin1 member's FULL_STATE on
+        self.table: RoomTable | None = None
+
+    def reindex(self) -> None:
+        """(Re)build the places from the room's state (pending changes are not in it:
+        call it with none pending)."""
+        interest = self.room_type.interest
+        self.index = None if interest is None else InterestIndex(
+            interest, *self.state_source())
 
     # -- membership ------------------------------------------------------
 
@@ -204,14 +234,14 @@ class RoomFanout:
     ) -> None:
         """FULL_STATE at the current version; later changes start a new batch."""
         version, state = self.state_source()
-        state = self.room_type.view_of(state, member.player_id)
+        state = view_state(self.room_type, state, member.player_id)
         frame = full_state_frame(
             self.room_id, version, state,
             player_id=member.player_id, session_token=member.session_token,
             resumed=resumed, timestamp=now_ms(), request_id=request_id,
             epoch=self.epoch_source(), docs=self.docs_source(),
         )
-        self.hub.write(member, member.codec.encode(frame))
+        self.hub.write(member, self._encode(member.codec, frame))
         self._synced(member, version)
 
     def send_resumed(
@@ -225,11 +255,13 @@ class RoomFanout:
         version = self.state_source()[0]
         current_epoch = self.epoch_source()
         chain = chain_between(changes, since, version)
+        if self.index is not None:  # views by place are not kept for past versions
+            return False
         if chain is None or epoch is None or epoch != current_epoch:
             return False
         assert member.player_id is not None and member.session_token is not None
         timestamp = now_ms()
-        self.hub.write(member, member.codec.encode(resumed_frame(
+        self.hub.write(member, self._encode(member.codec, resumed_frame(
             self.room_id, since, player_id=member.player_id,
             session_token=member.session_token, epoch=current_epoch,
             timestamp=timestamp, request_id=request_id,
@@ -243,16 +275,29 @@ class RoomFanout:
         ``synced_version``: the same frames a tick would send (changes it already
         has are skipped; invisible ones are folded into its next frame)."""
         rule = self.room_type
-        batch = _Batch(self.room_id, [Pending.of(c, rule) for c in changes], now_ms(), rule)
+        if self.index is not None:  # places are kept for the current version only
+            self.send_full_state(member, resumed=False)
+            return
+        batch = _Batch(self.room_id, [Pending.of(c, rule) for c in changes], now_ms(), rule,
+                       table=self.table)
         start = batch.start_for(member.synced_version)
         if start is not None:
             self._send_batch(member, batch, start)
+
+    def _encode(self, codec: Codec, frame: dict[str, Any]) -> bytes:
+        """A room frame in ``codec``; bin1 goes through the room's name table."""
+        if not codec.tabled:
+            return codec.encode(frame)
+        if self.table is None:
+            self.table = RoomTable(now_ms())
+        return self.table.encode(frame)
 
     def _send_batch(self, member: Member, batch: _Batch, start: int) -> None:
         """Write ``member``'s frames of ``batch`` from ``start`` and move its chain on."""
         key = id(member)
         sent = self.unsent.get(key, member.synced_version)
-        frames, sent, seen = batch.frames_from(start, member.codec, sent, member.player_id)
+        frames, sent, seen, resync = batch.frames_from(
+            start, member.codec, sent, member.player_id)
         for data in frames:
             self.hub.write(member, data)
         member.synced_version = seen
@@ -260,6 +305,14 @@ class RoomFanout:
             self.unsent[key] = sent
         else:
             self.unsent.pop(key, None)
+        if resync:  # its own player joined or left: where it stands is new (views by place)
+            if member.player_id in (self.state_source()[1].get("players") or {}):
+                self.send_full_state(member, resumed=False)
+            else:  # it left: unless detached in this flush (kicked), a FULL_STATE next tick
+                member.needs_full_state = True
+                if member.lag is None:
+                    member.lag = []
+                    self.lagging += 1
 
     def _synced(self, member: Member, version: int) -> None:
         """The member holds ``version``: later changes start a new batch."""
@@ -278,6 +331,7 @@ class RoomFanout:
         Pending changes are dropped: the new state already contains (or replaces) them.
         """
         self.items.clear()
+        self.reindex()
         for member in list(self.members.values()):
             self.send_full_state(member, resumed=False)
 
@@ -332,7 +386,7 @@ class RoomFanout:
                     if frame is None:
                         frame = event_frame(
                             self.room_id, event.kind, event.data, event.sender, timestamp)
-                    data = encoded[codec] = codec.encode(frame)
+                    data = encoded[codec] = self._encode(codec, frame)
                 self.hub.write(member, data)
                 METRICS.events_out += 1
 
@@ -362,9 +416,14 @@ class RoomFanout:
         if items:
             self.flushed_tick = self.hub.current_tick(self.phase)
         try:
-            batch = _Batch(self.room_id, items, now_ms(), self.room_type)
+            batch = _Batch(self.room_id, items, now_ms(), self.room_type,
+                           self._places(items) if self.index is not None and items else None,
+                           table=self.table)
             for member in list(self.members.values()):
                 self._deliver(member, batch)
+            if items:
+                METRICS.flush_members += len(self.members)
+                METRICS.flush_encodings += len(batch._cache)
             if events:
                 self._send_events(events)
             if items:
@@ -380,6 +439,19 @@ class RoomFanout:
             METRICS.tick_seconds.observe(time.perf_counter() - started)
         if not self.members and not self.items and self.handle is None and not self.holding:
             self.hub.forget(self)
+
+    def _places(self, items: list[Pending]) -> InterestBatch | None:
+        """Move the places over this tick's changes; if they do not continue from
+        the places' version, rebuild them and resync every member (FULL_STATE)."""
+        assert self.index is not None
+        try:
+            return self.index.advance([item for item in items if item.kind is not None])
+        except ChainBreak:
+            logger.warning("room %s: places out of step; resyncing", self.room_id)
+            self.reindex()
+            for member in self.members.values():
+                member.needs_full_state = True
+            return None
 
     def _deliver(self, member: Member, batch: _Batch) -> None:
         if member.lag is not None or member.needs_full_state:
@@ -402,6 +474,10 @@ class RoomFanout:
         if member.lag is None:
             member.lag = []
             self.lagging += 1
+        if self.index is not None:  # a backlog is not kept under places: FULL_STATE
+            member.needs_full_state = True
+            member.lag.clear()
+            return
         lag = member.lag
         for item in items:
             if item.kind is None or item.version <= member.synced_version:
@@ -429,7 +505,7 @@ class RoomFanout:
             self.send_full_state(member, resumed=False)
             return
         lag = member.lag or []
-        batch = _Batch(self.room_id, lag, now_ms(), self.room_type)
+        batch = _Batch(self.room_id, lag, now_ms(), self.room_type, table=self.table)
         start = batch.start_for(member.synced_version)
         if start is not None:
             self._send_batch(member, batch, start)
@@ -460,28 +536,39 @@ class RoomFanout:
 
 class _Batch:
     """One flush's items; frames are built per (starting index, last sent version,
-    view) and encoded once per codec in use (JSON, MessagePack), and cached: every
+    view) and encoded once per codec in use (JSON, MessagePack, bin1 through the
+    room's name table, which learns the batch's names first), and cached: every
     member starting at the same place with the same view and codec is sent the
     same bytes object. A member's view is its player id when it is in the
     audience of the batch's changes, else None ("everyone else", spectators
-    included): without private fields, that is one view for the whole room."""
+    included): without private fields, that is one view for the whole room.
 
-    __slots__ = ("_audience", "_cache", "_frames", "items", "room_id", "rule", "timestamp")
+    With places (``places``, a room type with an interest), a view is also where
+    the member stands: its place before ``items[start]`` and each item that moves
+    it (``InterestBatch.trajectory``), so members in one cell share frames."""
+
+    __slots__ = ("_audience", "_cache", "_frames", "items", "places", "room_id", "rule",
+                 "table", "timestamp")
 
     def __init__(
         self, room_id: str, items: list[Pending], timestamp: int, rule: ViewRule | None = None,
+        places: InterestBatch | None = None, table: RoomTable | None = None,
     ) -> None:
         self.room_id = room_id
+        self.places = places
         self.items = [item for item in items if item.kind is not None]
         self.timestamp = timestamp
         self.rule: ViewRule = rule or _DEFAULT_VIEW
+        self.table = table
+        if table is not None:  # before any frame is encoded: the table's rule needs it
+            table.learn_changes(self.items, self.rule)
         audience: frozenset[str] | None = None
         for item in self.items:
             if item.audience is not None:
                 audience = union(audience, item.audience)
         self._audience = audience
-        self._frames: dict[tuple[int, int, str | None], tuple[list[dict[str, Any]], int, int]] = {}
-        self._cache: dict[tuple[int, int, str | None, Codec], tuple[list[bytes], int, int]] = {}
+        self._frames: dict[tuple[Any, ...], tuple[list[dict[str, Any]], int, int, bool]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[list[bytes], int, int, bool]] = {}
 
     def start_for(self, synced_version: int) -> int | None:
         for index, item in enumerate(self.items):
@@ -496,29 +583,46 @@ class _Batch:
 
     def frames_from(
         self, start: int, codec: Codec, sent: int, player_id: str | None,
-    ) -> tuple[list[bytes], int, int]:
+    ) -> tuple[list[bytes], int, int, bool]:
         """Encoded frames of a member at ``items[start].base_version`` whose last frame
-        was ``sent``, and its new (sent, synced) versions (``member_frames``)."""
+        was ``sent``, its new (sent, synced) versions (``member_frames``), and whether
+        it needs a FULL_STATE after them (``interest_frames``)."""
         audience = self._audience
         viewer = player_id if audience is not None and player_id in audience else None
-        key = (start, sent, viewer, codec)
+        places = self.places
+        if places is None:
+            key: tuple[Any, ...] = (start, sent, viewer, codec)
+        else:
+            key = (start, sent, viewer, codec, places.trajectory(player_id, start))
         cached = self._cache.get(key)
         if cached is None:
-            frames, sent_to, seen = self._messages_from(start, sent, viewer)
-            cached = self._cache[key] = ([codec.encode(f) for f in frames], sent_to, seen)
+            frames, sent_to, seen, resync = self._messages_from(key)
+            table = self.table
+            encode = table.encode if codec.tabled and table is not None else codec.encode
+            cached = self._cache[key] = (
+                [encode(f) for f in frames], sent_to, seen, resync)
         return cached
 
     def _messages_from(
-        self, start: int, sent: int, viewer: str | None,
-    ) -> tuple[list[dict[str, Any]], int, int]:
-        key = (start, sent, viewer)
-        cached = self._frames.get(key)
+        self, key: tuple[Any, ...],
+    ) -> tuple[list[dict[str, Any]], int, int, bool]:
+        start, sent, viewer = key[:3]
+        view = (start, sent, viewer, *key[4:])
+        cached = self._frames.get(view)
         if cached is None:
-            cached = self._frames[key] = member_frames(
-                self.room_id, self.items[start:], sent=sent,
-                seen=self.items[start].base_version, viewer=viewer, rule=self.rule,
-                timestamp=self.timestamp,
-            )
+            if self.places is None:
+                frames, sent_to, seen = member_frames(
+                    self.room_id, self.items[start:], sent=sent,
+                    seen=self.items[start].base_version, viewer=viewer, rule=self.rule,
+                    timestamp=self.timestamp,
+                )
+                cached = (frames, sent_to, seen, False)
+            else:
+                cached = interest_frames(
+                    self.room_id, self.items, start, self.places, sent=sent, viewer=viewer,
+                    trajectory=key[4], rule=self.rule, timestamp=self.timestamp,
+                )
+            self._frames[view] = cached
         return cached
 
 
@@ -546,8 +650,11 @@ class Hub:
         if fanout is None:
             fanout = self.rooms[room_id] = RoomFanout(
                 self, room_id, state_source, epoch_source, room_type=room_type)
-        elif room_type is not None:
+        elif room_type is not None and room_type is not fanout.room_type:
             fanout.room_type = room_type
+            if (fanout.index is None) != (room_type.interest is None) or (
+                    fanout.index is not None and fanout.index.interest is not room_type.interest):
+                fanout.reindex()
         return fanout
 
     def current_tick(self, phase: float = 0.0) -> int:

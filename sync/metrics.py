@@ -41,6 +41,10 @@ class Metrics:
             "Duration of one background persistence write batch.",
         )
         self.events_out = 0
+        #: (§13) per flush with changes: members of the room, and frame lists encoded
+        #: (one per distinct view and codec): encodings per tick vs members per tick
+        self.flush_members = 0
+        self.flush_encodings = 0
         self.room_code_errors: Counter[str] = Counter()
         self.room_code_seconds = Histogram(
             "kasagi_room_code_seconds",
@@ -85,6 +89,14 @@ class _Collector(Collector):
         for code, count in sorted(m.errors.items()):
             errors.add_metric([code], count)
         yield errors
+        views = CounterMetricFamily(
+            "kasagi_view_flush_members", "Members of a room at each flush with changes.")
+        views.add_metric([], m.flush_members)
+        yield views
+        views = CounterMetricFamily(
+            "kasagi_view_encodings", "Frame lists encoded by flushes (one per view and codec).")
+        views.add_metric([], m.flush_encodings)
+        yield views
         events = CounterMetricFamily("kasagi_events_out", "EVENT frames sent.")
         events.add_metric([], m.events_out)
         yield events

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from .errors import ErrorCode, ProtocolError
 from .room_code import HANDLES_ATTR, RoomContext, handles
-from .views import private_owners, without_private
+from .views import SPECTATOR, Interest, Place, private_owners, without_private
 
 #: Fields no client may write in any room type; the server fills them in.
 SERVER_FIELDS: frozenset[str] = frozenset({"userId", "username"})
@@ -132,6 +132,10 @@ class RoomType:
 
     # -- views (§13, docs/views.md): what each member sees ---------------------
 
+    #: A value-dependent view (objects seen by place: a grid, teams), or None (the
+    #: path-local ``view_of`` alone; the hub then keeps no places, the common case).
+    interest: ClassVar[Interest | None] = None
+
     def view_audience(self, patch: dict[str, Any]) -> frozenset[str] | None:
         """The players whose view of ``patch`` may differ from everyone else's
         (spectators included), or None when everyone sees all of it. Called once
@@ -177,41 +181,34 @@ COLOR_PATTERN = re.compile(r"#[0-9A-Fa-f]{6}")
 NUMBER = (int, float)
 
 
-@register
-class ArenaRoomType(RoomType):
-    """The demo game (docs/protocol.md, "arena"): positions in 0..size at a bounded
-    speed, a server-owned score, and coins the server places and players take."""
+class PlaneRoomType(RoomType):
+    """Players on a square plane (``size``): positions ``x``, ``y`` in 0..size, clamped,
+    at a bounded speed (the arena's rules); a spawn position when JOIN_ROOM gives none."""
 
-    name = "arena"
-    label = "Arena (demo game)"
-    server_fields = SERVER_FIELDS | {"score"}
+    name = "plane"  # not registered: the base of "arena" and "world"
     size: ClassVar[float] = 1000.0
     #: Units per second along each axis, plus a fixed allowance for network jitter.
     max_speed: ClassVar[float] = 1000.0
     jitter_seconds: ClassVar[float] = 0.15
-    max_coins: ClassVar[int] = 3
-    coin_radius: ClassVar[float] = 30.0
-    #: seconds between a coin being needed (first join, a coin taken) and placed
-    coin_delay: ClassVar[float] = 1.0
     _spawns: ClassVar[random.Random] = random.Random()
 
-    def server_defaults(self) -> dict[str, Any]:
-        return {"score": 0}
-
     def initial_player(self, fields: dict[str, Any], *, identity: dict[str, Any]) -> dict[str, Any]:
-        """A player without a position gets a spawn point: every arena player has x and y."""
+        """A player without a position gets a spawn point: every player here has x and y."""
         player = super().initial_player(fields, identity=identity)
         for axis in ("x", "y"):
             if axis not in player:
-                player[axis] = round(self._spawns.uniform(0.1, 0.9) * self.size)
+                player[axis] = self.spawn_coordinate()
         return player
+
+    def spawn_coordinate(self) -> float:
+        return round(self._spawns.uniform(0.1, 0.9) * self.size)
 
     def check_fields(self, patch: dict[str, Any], current: dict[str, Any]) -> None:
         for axis in ("x", "y"):
             if axis in patch:
                 value = patch[axis]
                 if value is None:
-                    raise invalid(f"{axis} of an arena player cannot be deleted")
+                    raise invalid(f"{axis} of a {self.name} player cannot be deleted")
                 if type(value) not in NUMBER or not math.isfinite(value):
                     raise invalid(f"{axis} must be a number between 0 and {self.size:g}")
                 patch[axis] = min(max(value, 0), self.size)
@@ -244,6 +241,23 @@ class ArenaRoomType(RoomType):
     def applied(self, patch: dict[str, Any], *, meta: PlayerMeta, now: float) -> None:
         if "x" in patch or "y" in patch:
             meta.last_move_at = now
+
+
+@register
+class ArenaRoomType(PlaneRoomType):
+    """The demo game (docs/protocol.md, "arena"): positions in 0..size at a bounded
+    speed, a server-owned score, and coins the server places and players take."""
+
+    name = "arena"
+    label = "Arena (demo game)"
+    server_fields = SERVER_FIELDS | {"score"}
+    max_coins: ClassVar[int] = 3
+    coin_radius: ClassVar[float] = 30.0
+    #: seconds between a coin being needed (first join, a coin taken) and placed
+    coin_delay: ClassVar[float] = 1.0
+
+    def server_defaults(self) -> dict[str, Any]:
+        return {"score": 0}
 
     def entity_patch(
         self, entity_id: str, current: dict[str, Any] | None, patch: dict[str, Any], *,
@@ -312,4 +326,85 @@ class ArenaRoomType(RoomType):
         return {eid: e for eid, e in room.entities.items() if eid.startswith("coin-")}
 
 
-__all__ = ["PlayerMeta", "RoomType", "get_room_type", "handles", "invalid", "register"]
+class GridInterest(Interest):
+    """Spatial interest on a square grid of ``cell``-unit cells: an object with numeric,
+    finite ``x`` and ``y`` is in the cell holding it (the far edges belong to the last
+    cells), one without is seen by everyone; a member sees the 3 × 3 cells around its
+    own, so every object within ``cell`` on both axes and none beyond ``2 * cell``; a
+    spectator sees everything. Members in the same cell share one view."""
+
+    fields = frozenset({"x", "y"})
+
+    def __init__(self, cell: float, size: float) -> None:
+        self.cell = cell
+        self.size = size
+        self.cells = max(1, math.ceil(size / cell))
+        self._near: dict[Place, frozenset[Place]] = {}
+
+    def cell_of(self, value: float) -> int:
+        index = int(value // self.cell)
+        if index == self.cells and value <= self.size:
+            return index - 1  # the far edge (x == size) is in the last cell
+        return index
+
+    def place(self, section: str, key: str, obj: Any) -> Place | None:
+        if type(obj) is not dict:
+            return None
+        x: Any = obj.get("x")
+        y: Any = obj.get("y")
+        if type(x) not in NUMBER or type(y) not in NUMBER:
+            return None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return _NOWHERE
+        return (self.cell_of(x), self.cell_of(y))
+
+    def near(self, at: Place | None) -> frozenset[Place] | None:
+        if at is None or at is SPECTATOR:
+            return None
+        cached = self._near.get(at)
+        if cached is None:
+            cx: int
+            cy: int
+            cx, cy = at  # type: ignore[misc]
+            cached = self._near[at] = frozenset(
+                (cx + dx, cy + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1))
+        return cached
+
+
+#: the place of an object at an infinite position: nobody's neighbourhood
+_NOWHERE = ("nowhere",)
+
+
+@register
+class WorldRoomType(PlaneRoomType):
+    """A large world with interest management (§13, docs/protocol.md "world"): a
+    10,000 × 10,000 plane with the arena's movement rules; each member sees the
+    players and positioned entities in the 3 × 3 cells of 1,000 units around it."""
+
+    name = "world"
+    label = "World (interest management)"
+    size = 10_000.0
+    #: the interest cell (units): a member sees |dx|, |dy| <= cell, never > 2 * cell
+    cell: ClassVar[float] = 1000.0
+    interest = GridInterest(cell, size)
+    #: where the server puts a player whose JOIN_ROOM gives no position: one of these,
+    #: chosen at random, within ``spawn_spread`` units on each axis
+    spawn_points: ClassVar[tuple[tuple[float, float], ...]] = tuple(
+        (x, y) for x in (2500.0, 5000.0, 7500.0) for y in (2500.0, 5000.0, 7500.0))
+    spawn_spread: ClassVar[float] = 400.0
+
+    def initial_player(self, fields: dict[str, Any], *, identity: dict[str, Any]) -> dict[str, Any]:
+        """JOIN_ROOM may choose a position (``x`` and ``y``, clamped); an axis it does
+        not give comes from a spawn point."""
+        sx, sy = self._spawns.choice(self.spawn_points)
+        spread = self.spawn_spread
+        chosen = {k: v for k, v in fields.items() if k not in ("x", "y") or v is not None}
+        chosen.setdefault("x", round(sx + self._spawns.uniform(-spread, spread)))
+        chosen.setdefault("y", round(sy + self._spawns.uniform(-spread, spread)))
+        return super().initial_player(chosen, identity=identity)
+
+
+__all__ = [
+    "GridInterest", "PlayerMeta", "RoomType", "WorldRoomType", "get_room_type", "handles",
+    "invalid", "register",
+]
