@@ -117,3 +117,42 @@ class HotPotatoRoomType(RoomType):
         if timer is not None:
             room.cancel(timer)
         room.delete_entity("game")
+
+
+@register
+class TickerRoomType(RoomType):
+    """Benchmark-only: a ball the server moves at 20 Hz (``bench/ticks.py``, docs/performance.md).
+
+    Not a game: it exists to measure what a ticking room costs. Each tick moves
+    the entity ``ball`` by its velocity (kept in server-only data, as a real
+    game would keep its simulation state), bounces it off the edges of the
+    0..1000 field, and writes the new position and the tick count ``n`` as one
+    ordinary server change (a version and a DELTA_UPDATE to the members). ``n``
+    lets a client count the ticks it saw. Players write nothing but their own
+    object.
+    """
+
+    name = "ticker"
+    label = "Ticker (benchmark: a ball moved at 20 Hz)"
+    tick_rate = 20.0
+
+    def on_start(self, room: RoomContext) -> None:
+        if "v" not in room.server:
+            angle = room.random.uniform(0, 2 * math.pi)
+            room.server["v"] = [300 * math.cos(angle), 300 * math.sin(angle)]  # units/s
+        if "ball" not in room.entities:
+            room.update_entity("ball", {"kind": "ball", "x": 500.0, "y": 500.0, "n": 0})
+
+    def on_tick(self, room: RoomContext, dt: float) -> None:
+        ball = room.entities.get("ball") or {}
+        velocity = room.server["v"]
+        position = [float(ball.get("x", 500.0)), float(ball.get("y", 500.0))]
+        for axis in (0, 1):
+            moved = position[axis] + velocity[axis] * dt
+            if not 0.0 <= moved <= 1000.0:  # bounce: reflect the overshoot
+                velocity[axis] = -velocity[axis]
+                moved = -moved if moved < 0 else 2000.0 - moved
+            position[axis] = min(max(moved, 0.0), 1000.0)
+        room.update_entity("ball", {
+            "x": round(position[0], 1), "y": round(position[1], 1), "n": int(ball.get("n", 0)) + 1,
+        })
