@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 HOST   ?= 0.0.0.0
 PORT   ?= 8080
 
-.PHONY: run test install lint bench compare clean
+.PHONY: run test install lint bench compare clean yjs
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt clients/python/pyproje
 
 install: $(VENV)/.installed
 
+## The pinned yjs (clients/js-yjs): the interop test's Node peers and the vendored bundle
+YJS := clients/js-yjs
+$(YJS)/node_modules/.installed: $(YJS)/package.json $(YJS)/package-lock.json
+	cd $(YJS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+yjs: $(YJS)/node_modules/.installed
+
 ## Set up and run one server: SQLite, in-memory rooms, demo at http://localhost:8080/
 run: install
 	$(PY) manage.py migrate --noinput
@@ -23,7 +31,7 @@ run: install
 		kasagi_project.asgi:application
 
 ## Set up and run the whole test suite (Python, JS client unit tests, lint)
-test: install
+test: install yjs
 	$(VENV)/bin/ruff check .
 	node --test static/kasagi/tests/
 	$(VENV)/bin/mypy
