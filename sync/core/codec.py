@@ -1,8 +1,13 @@
 """Wire encodings (PROTOCOL.md §1): JSON text frames, or MessagePack binary frames
-for a client that offers the WebSocket subprotocol ``kasagi.msgpack``.
+for a client that offers the WebSocket subprotocol ``kasagi.msgpack``, or the
+compact binary codec ``kasagi.bin1`` (``sync.core.bin_codec``, docs/protocol.md).
 
-A connection picks its codec once, at the handshake; every frame it is sent
+A connection picks its codec once, at the handshake: the first of the
+subprotocols it offers that the server knows; every frame it is sent
 uses it (the hub encodes a tick's frame once per codec in use in the room).
+bin1 is *tabled*: a room's frames go through the room's name table
+(``RoomTable``, which the hub keeps), and a connection's incoming frames
+through its own ``Decoder`` (:meth:`Codec.inbound`).
 Both decode into the same Python values and are validated by the same
 envelope parser. MessagePack can carry what JSON cannot (bytes, extension
 types, NaN/Infinity, non-string map keys); such a frame is refused as
@@ -14,26 +19,43 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import orjson
 
+from . import bin_codec
 from .errors import ErrorCode, ProtocolError
 
 MSGPACK_SUBPROTOCOL = "kasagi.msgpack"
+BIN1_SUBPROTOCOL = bin_codec.SUBPROTOCOL
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # two singletons: identity is equality
+class Inbound(Protocol):
+    """What decodes one connection's frames (the codec itself, unless it keeps state)."""
+
+    def decode(self, raw: str | bytes) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # singletons: identity is equality
 class Codec:
     name: str
-    #: frames are WebSocket binary (MessagePack) rather than text (JSON) frames
+    #: frames are WebSocket binary (MessagePack, bin1) rather than text (JSON) frames
     binary: bool
+    #: a room's frames are encoded through its name table (bin1)
+    tabled: bool = False
 
     def encode(self, message: dict[str, Any]) -> bytes:
+        """One frame for one connection (a tabled codec: without the room's table)."""
+        if self.tabled:
+            return bin_codec.encode(message)
         if self.binary:
             return msgpack.packb(message, default=_as_json_value)
         return orjson.dumps(message)
+
+    def inbound(self) -> Inbound:
+        """The decoder of one new connection's frames."""
+        return _Bin1Inbound() if self.tabled else self
 
     def decode(self, raw: str | bytes) -> Any:
         """One client frame as Python values; ProtocolError BAD_JSON if it is not one.
@@ -41,18 +63,48 @@ class Codec:
         A text frame is JSON whatever the codec (a MessagePack client may still
         send JSON text); a binary frame is MessagePack on a MessagePack connection.
         """
+        if self.tabled:  # one frame on its own; a connection keeps an inbound()
+            return _Bin1Inbound().decode(raw)
         if self.binary and isinstance(raw, bytes):
             return decode_msgpack(raw)
         return decode_json(raw)
 
 
+class _Bin1Inbound:
+    """One bin1 connection's incoming frames: its table of the names it announced."""
+
+    __slots__ = ("decoder",)
+
+    def __init__(self) -> None:
+        self.decoder = bin_codec.Decoder(limit=bin_codec.ROOM_TABLE_MAX, resets=False)
+
+    def decode(self, raw: str | bytes) -> Any:
+        if not isinstance(raw, bytes):
+            return decode_json(raw)
+        try:
+            data = self.decoder.decode(raw)
+        except bin_codec.DecodeError as exc:
+            raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid bin1: {exc}") from exc
+        # raw bytes are allowed where MessagePack carries them (§16), nowhere else
+        if not _json_like(data) and not _binary_fields_only(data):
+            raise ProtocolError(ErrorCode.BAD_JSON, "frame holds bytes outside a document field")
+        return data
+
+
 JSON = Codec("json", binary=False)
 MSGPACK = Codec(MSGPACK_SUBPROTOCOL, binary=True)
+BIN1 = Codec(BIN1_SUBPROTOCOL, binary=True, tabled=True)
+_OFFERED = {MSGPACK_SUBPROTOCOL: MSGPACK, BIN1_SUBPROTOCOL: BIN1}
 
 
 def codec_for(subprotocols: list[str] | tuple[str, ...] | None) -> Codec:
-    """The codec a handshake asked for (JSON unless ``kasagi.msgpack`` is offered)."""
-    return MSGPACK if subprotocols and MSGPACK_SUBPROTOCOL in subprotocols else JSON
+    """The codec a handshake asked for: the first offered subprotocol the server
+    knows (``kasagi.bin1``, ``kasagi.msgpack``), JSON when none is."""
+    for name in subprotocols or ():
+        codec = _OFFERED.get(name)
+        if codec is not None:
+            return codec
+    return JSON
 
 
 def decode_json(raw: str | bytes) -> Any:

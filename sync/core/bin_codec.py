@@ -1,0 +1,632 @@
+"""The compact binary codec ``kasagi.bin1`` (docs/protocol.md, "The binary codec").
+
+Why it exists: a JSON frame repeats the envelope's names, every player id and
+field name, and writes numbers as decimal text. bin1 gives each name a small
+integer the first time it appears in a room (announced in-band), writes
+versions as one-byte checks plus varint deltas, integers as zigzag varints and
+floats as exact float64. It is lossless: a decoder holds exactly the JSON
+state and rebuilds exactly the JSON message.
+
+Pure core: no I/O, no clock. Three objects, one per direction and side:
+
+- :class:`RoomTable` (server → clients): one per room. Frames are encoded once
+  and the same bytes go to every member of a view, so the table must never
+  depend on what one member has seen. Rule: every entry has a *tag*, a room
+  version greater than every version any frame had covered when it was added.
+  A chain frame covering versions ``(B, V]`` announces every entry tagged in
+  ``(B, V]`` and every entry it uses tagged above ``B``; a FULL_STATE or
+  RESUMED announces the whole table. So a member holding version ``B`` knows
+  every entry tagged ``<= B`` — whatever its view, however it joined, however
+  its backlog was composed. Entries are only learned from what the
+  "everyone else" view shows (never a private name).
+- :class:`StreamEncoder` (client → server): one per connection; a name is
+  announced in the first frame that uses it (one reader, frames in order).
+- :class:`Decoder`: one per connection, either side.
+
+:func:`encode` is the table-free form (any message, all names literal except
+the static table, timestamp absolute): what per-connection frames (PONG,
+ERROR) use.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from .views import ViewItem, ViewRule, view_patch
+
+SUBPROTOCOL = "kasagi.bin1"
+
+#: message type codes (low 5 bits of the head byte); 0: the type is in the extras
+TYPES: tuple[str, ...] = (
+    "", "JOIN_ROOM", "LEAVE_ROOM", "STATE_UPDATE", "RESYNC", "PING", "FULL_STATE",
+    "DELTA_UPDATE", "PLAYER_JOINED", "PLAYER_LEFT", "PONG", "ERROR", "MESSAGE", "EVENT",
+    "RESUMED", "DOC_SYNC", "DOC_UPDATE",
+)
+TYPE_CODE = {name: code for code, name in enumerate(TYPES) if name}
+RESETS = frozenset({TYPE_CODE["FULL_STATE"], TYPE_CODE["RESUMED"]})
+
+#: names every table starts with, indices 1..len (never announced, never changed)
+STATIC: tuple[str, ...] = (
+    "players", "entities", "playerId", "sessionToken", "resumed", "state", "epoch", "docs",
+    "kind", "data", "from", "reason", "serverTime", "code", "message", "docId", "update",
+    "stateVector", "entityId", "expectedVersion", "spectate", "sinceVersion", "playerName",
+    "name", "color", "x", "y", "z", "t", "score", "text", "owner", "left", "timeout",
+    "kicked", "closed", "vx", "vy", "angle", "ready",
+)
+STATIC_INDEX = {name: i + 1 for i, name in enumerate(STATIC)}
+DYNAMIC_BASE = len(STATIC) + 1  # 41: the first index a table may announce
+#: entries a server table holds at most (later names travel as literals)
+ROOM_TABLE_MAX = 1024
+#: entries a decoder accepts at most (its dynamic indices are DYNAMIC_BASE .. +MAX-1)
+DECODER_TABLE_MAX = 4096
+
+# head byte
+HEAD_TYPE = 0x1F
+HEAD_TABLE = 0x20
+HEAD_ABSOLUTE_TIME = 0x40
+# mask byte, in the order the fields follow
+M_ROOM = 0x01
+M_ROOM_CURRENT = 0x02
+M_BASE = 0x04
+M_VERSION = 0x08
+M_TIME = 0x10
+M_REQUEST = 0x20
+M_PAYLOAD = 0x40
+M_EXTRA = 0x80
+# value type (low 3 bits of a value's head varint)
+T_INT, T_FLOAT, T_STR, T_REF, T_OBJ, T_ARR, T_CONST, T_BYTES = range(8)
+C_NULL, C_FALSE, C_TRUE, C_BIGINT = range(4)
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_pack_double = struct.Struct("<d").pack
+_unpack_double = struct.Struct("<d").unpack_from
+
+#: name → index, or None (write it literally); may record the use
+Resolve = Callable[[str], int | None]
+
+
+class DecodeError(ValueError):
+    """A frame that is not valid bin1 (or refers to a name this decoder never got)."""
+
+
+# -- primitives --------------------------------------------------------------
+
+
+def write_varint(out: bytearray, n: int) -> None:
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def zigzag(n: int) -> int:
+    return n << 1 if n >= 0 else (-n << 1) - 1
+
+
+def unzigzag(z: int) -> int:
+    return z >> 1 if not z & 1 else -((z + 1) >> 1)
+
+
+def _no_names(name: str) -> int | None:
+    return STATIC_INDEX.get(name)
+
+
+def _write_str(out: bytearray, text: str) -> None:
+    data = text.encode("utf-8", "surrogatepass")
+    write_varint(out, len(data))
+    out += data
+
+
+def _write_key(out: bytearray, key: str, resolve: Resolve) -> None:
+    index = resolve(key)
+    if index is None:
+        out.append(0)
+        _write_str(out, key)
+    else:
+        write_varint(out, index)
+
+
+def write_value(out: bytearray, value: Any, resolve: Resolve = _no_names) -> None:
+    """One JSON value (plus bytes) as a tagged value."""
+    kind = type(value)
+    if kind is dict:
+        write_varint(out, len(value) << 3 | T_OBJ)
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"object key {key!r} is not a string")
+            _write_key(out, key, resolve)
+            write_value(out, item, resolve)
+    elif kind is int:
+        if _INT64_MIN <= value <= _INT64_MAX:
+            write_varint(out, zigzag(value) << 3 | T_INT)
+        else:
+            write_varint(out, C_BIGINT << 3 | T_CONST)
+            _write_str(out, str(value))
+    elif kind is str:
+        index = resolve(value)
+        if index is None:
+            data = value.encode("utf-8", "surrogatepass")
+            write_varint(out, len(data) << 3 | T_STR)
+            out += data
+        else:
+            write_varint(out, index << 3 | T_REF)
+    elif kind is float:
+        if not math.isfinite(value):
+            raise ValueError("NaN and Infinity are not JSON values")
+        out.append(T_FLOAT)
+        out += _pack_double(value)
+    elif kind is list or kind is tuple:
+        write_varint(out, len(value) << 3 | T_ARR)
+        for item in value:
+            write_value(out, item, resolve)
+    elif value is None:
+        out.append(C_NULL << 3 | T_CONST)
+    elif kind is bool:
+        out.append((C_TRUE if value else C_FALSE) << 3 | T_CONST)
+    elif kind is bytes or kind is bytearray or kind is memoryview:
+        data = bytes(value)
+        write_varint(out, len(data) << 3 | T_BYTES)
+        out += data
+    else:  # what orjson would write for it (UUID, datetime, dataclass...), as JSON would
+        write_value(out, orjson.loads(orjson.dumps(value)), resolve)
+
+
+# -- the envelope ------------------------------------------------------------
+
+
+def _envelope(
+    message: dict[str, Any], table: bytes | None, resolve: Resolve, *,
+    absolute_time: bool, time_base: int, current_room: str | None,
+) -> bytes:
+    """Head, mask, table block (already encoded), the envelope's fields and the rest."""
+    kind = message.get("type")
+    code = TYPE_CODE.get(kind) if type(kind) is str else None
+    extra: dict[str, Any] = {}
+    mask = 0
+    room = base = version = timestamp = None
+    for key, value in message.items():
+        kind = type(value)
+        if key == "type" and code is not None:
+            continue
+        if key == "roomId" and kind is str:
+            room = value
+            mask |= M_ROOM_CURRENT if value == current_room else M_ROOM
+        elif key == "baseVersion" and kind is int and value >= 0:
+            base = value
+            mask |= M_BASE
+        elif key == "version" and kind is int and value >= 0:
+            version = value
+            mask |= M_VERSION
+        elif key == "timestamp" and kind is int:
+            timestamp = value
+            mask |= M_TIME
+        elif key == "requestId":
+            mask |= M_REQUEST
+        elif key == "payload":
+            mask |= M_PAYLOAD
+        else:
+            extra[key] = value
+    if base is not None and (version is None or version < base):
+        extra["baseVersion"] = base  # not a chain step: carried as it is
+        mask &= ~M_BASE
+        base = None
+    if timestamp is not None and not _INT64_MIN <= timestamp - time_base <= _INT64_MAX:
+        extra["timestamp"] = timestamp
+        mask &= ~M_TIME
+        timestamp = None
+    if extra:
+        mask |= M_EXTRA
+    head = code or 0
+    if table is not None:
+        head |= HEAD_TABLE
+    if absolute_time:
+        head |= HEAD_ABSOLUTE_TIME
+    out = bytearray((head, mask))
+    if table is not None:
+        out += table
+    if mask & M_ROOM:
+        write_value(out, room, resolve)
+    if base is not None:
+        out.append(base & 0xFF)
+    if version is not None:
+        write_varint(out, version - base if base is not None else version)
+    if timestamp is not None:
+        write_varint(out, zigzag(timestamp - (0 if absolute_time else time_base)))
+    if mask & M_REQUEST:
+        write_value(out, message["requestId"], resolve)
+    if mask & M_PAYLOAD:
+        write_value(out, message["payload"], resolve)
+    if extra:
+        write_value(out, extra, resolve)
+    return bytes(out)
+
+
+def _table_block(entries: Iterable[tuple[int, str]], time_base: int | None) -> bytes:
+    """Runs of consecutive (index, name) entries, the time base first on a reset."""
+    out = bytearray()
+    if time_base is not None:
+        write_varint(out, zigzag(time_base))
+    runs: list[tuple[int, list[str]]] = []
+    for index, name in sorted(entries):
+        if runs and runs[-1][0] + len(runs[-1][1]) == index:
+            runs[-1][1].append(name)
+        else:
+            runs.append((index, [name]))
+    write_varint(out, len(runs))
+    for first, names in runs:
+        write_varint(out, first)
+        write_varint(out, len(names))
+        for name in names:
+            _write_str(out, name)
+    return bytes(out)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """A message with no dynamic table (names literal, timestamp absolute).
+
+    A FULL_STATE or RESUMED encoded so resets the decoder's table to empty."""
+    return _envelope(message, None, _no_names, absolute_time=True, time_base=0,
+                     current_room=None)
+
+
+# -- server → clients: the room's table -----------------------------------------
+
+
+class RoomTable:
+    """A room's names and their tags, and the encoder of its frames (see module doc).
+
+    ``learn`` is called with each change's public part before any frame
+    covering it is encoded; ``encode`` encodes a frame for every member that
+    holds the frame's ``baseVersion`` (or, for FULL_STATE/RESUMED and EVENT,
+    for anyone)."""
+
+    __slots__ = ("covered", "index", "limit", "names", "tags", "time_base")
+
+    def __init__(self, time_base: int, *, limit: int = ROOM_TABLE_MAX) -> None:
+        #: timestamps are sent as offsets from it (announced by every reset)
+        self.time_base = time_base
+        self.limit = limit
+        self.names: list[str] = []
+        self.tags: list[int] = []
+        self.index: dict[str, int] = {}
+        #: the highest version any frame encoded from this table covered
+        self.covered = -1
+
+    def learn(self, doc: dict[str, Any], version: int, *, ids: bool = True) -> None:
+        """Give the keys of ``doc`` (a patch or state of the room) an index, down to
+        the third level: player and entity ids (unless not ``ids``), their field names."""
+        stack = [(doc, 1)]
+        while stack:
+            obj, level = stack.pop()
+            for key, value in obj.items():
+                if (ids or level != 2) and key not in self.index and key not in STATIC_INDEX:
+                    self._add(key, version)
+                if level < 3 and type(value) is dict:
+                    stack.append((value, level + 1))
+
+    def learn_changes(self, items: Iterable[ViewItem], rule: ViewRule) -> None:
+        """``learn`` each change as the "everyone else" view shows it (§13): a name
+        only some members may see is never announced to the others. Under views by
+        place (a room type with an ``interest``) there is no such view: only field
+        names are learned, never who or what exists out of a member's sight."""
+        ids = getattr(rule, "interest", None) is None
+        for item in items:
+            if item.kind is not None:
+                patch = item.patch if item.audience is None else view_patch(
+                    rule, item.patch, None)
+                self.learn(patch, item.version, ids=ids)
+
+    def _add(self, name: str, version: int) -> None:
+        if len(self.names) >= self.limit or type(name) is not str:
+            return
+        tag = max(version, self.covered + 1, self.tags[-1] if self.tags else 0)
+        self.index[name] = DYNAMIC_BASE + len(self.names)
+        self.names.append(name)
+        self.tags.append(tag)
+
+    def encode(self, frame: dict[str, Any]) -> bytes:
+        if frame.get("type") in ("FULL_STATE", "RESUMED"):
+            return self._encode_reset(frame)
+        base, version = frame.get("baseVersion"), frame.get("version")
+        if type(base) is not int or type(version) is not int or version < base:
+            return _envelope(frame, None, _no_names, absolute_time=False,
+                             time_base=self.time_base, current_room=frame.get("roomId"))
+        return self._encode_step(frame, base, version)
+
+    def _encode_reset(self, frame: dict[str, Any]) -> bytes:
+        index = self.index
+        version = frame.get("version")
+        if type(version) is int:
+            self.covered = max(self.covered, version)
+        block = _table_block(
+            ((DYNAMIC_BASE + i, name) for i, name in enumerate(self.names)), self.time_base)
+
+        def resolve(name: str) -> int | None:
+            return STATIC_INDEX.get(name) or index.get(name)
+
+        return _envelope(frame, block, resolve, absolute_time=False,
+                         time_base=self.time_base, current_room=None)
+
+    def _encode_step(self, frame: dict[str, Any], base: int, version: int) -> bytes:
+        index, tags = self.index, self.tags
+        announce: dict[int, str] = {}
+        first_new = bisect_right(tags, base)  # entries tagged above base
+        for i in range(first_new, bisect_right(tags, version)):
+            announce[DYNAMIC_BASE + i] = self.names[i]
+        new_from = DYNAMIC_BASE + first_new
+
+        def resolve(name: str) -> int | None:
+            found = STATIC_INDEX.get(name)
+            if found is not None:
+                return found
+            found = index.get(name)
+            if found is not None and found >= new_from:
+                announce[found] = name
+            return found
+
+        self.covered = max(self.covered, version)
+        room = frame.get("roomId")
+        # the body first: it decides which entries the frame uses
+        body = _envelope(frame, None, resolve, absolute_time=False,
+                         time_base=self.time_base, current_room=room)
+        if not announce:
+            return body
+        block = _table_block(announce.items(), None)
+        return bytes((body[0] | HEAD_TABLE, body[1])) + block + body[2:]
+
+
+# -- client → server: a stream's table ------------------------------------------
+
+
+class StreamEncoder:
+    """One connection's frames to one reader: a name is announced in the first
+    frame that uses it (object keys down to ``depth``, the room id, entity ids)."""
+
+    __slots__ = ("depth", "index", "limit")
+
+    def __init__(self, *, depth: int = 3, limit: int = ROOM_TABLE_MAX) -> None:
+        self.index: dict[str, int] = {}
+        self.depth = depth
+        self.limit = limit
+
+    def encode(self, message: dict[str, Any]) -> bytes:
+        if message.get("type") in ("FULL_STATE", "RESUMED"):  # not a client's: no table
+            return encode(message)
+        new: dict[int, str] = {}
+        self._learn_names(message, new)
+        index = self.index
+
+        def resolve(name: str) -> int | None:
+            return STATIC_INDEX.get(name) or index.get(name)
+
+        body = _envelope(message, None, resolve, absolute_time=True, time_base=0,
+                         current_room=None)
+        if not new:
+            return body
+        block = _table_block(new.items(), None)
+        return bytes((body[0] | HEAD_TABLE, body[1])) + block + body[2:]
+
+    def _learn_names(self, message: dict[str, Any], new: dict[int, str]) -> None:
+        names: list[str] = []
+        for key in ("roomId", "entityId"):
+            if type(message.get(key)) is str:
+                names.append(message[key])
+        payload = message.get("payload")
+        if type(payload) is dict:
+            stack = [(payload, self.depth)]
+            while stack:
+                obj, left = stack.pop()
+                for key, value in obj.items():
+                    names.append(key)
+                    if left > 1 and type(value) is dict:
+                        stack.append((value, left - 1))
+        for name in names:
+            if (name not in self.index and name not in STATIC_INDEX
+                    and len(self.index) < self.limit):
+                index = self.index[name] = DYNAMIC_BASE + len(self.index)
+                new[index] = name
+
+
+# -- either side: the decoder ----------------------------------------------------
+
+
+_MAX_DEPTH = 512
+
+
+class Decoder:
+    """One connection's incoming frames: the table, time base, current room and
+    the version of the last frame that carried one (the register ``baseVersion``
+    is checked against). A FULL_STATE or RESUMED resets all four."""
+
+    __slots__ = ("limit", "resets", "room", "table", "time_base", "version")
+
+    def __init__(self, *, limit: int = DECODER_TABLE_MAX, resets: bool = True) -> None:
+        self.limit = limit
+        #: False on the server: a client's stream never resets (its FULL_STATE is refused)
+        self.resets = resets
+        self.table: dict[int, str] = {}
+        self.time_base = 0
+        self.room: str | None = None
+        self.version = 0
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        """The message of one frame; DecodeError if it is not valid bin1. A table
+        block is applied before the rest is read, even if the rest is refused."""
+        try:
+            return self._decode(memoryview(raw))
+        except (IndexError, UnicodeDecodeError, struct.error, RecursionError) as exc:
+            raise DecodeError(f"truncated or malformed bin1 frame ({exc})") from exc
+
+    def _decode(self, data: memoryview) -> dict[str, Any]:
+        head, mask = data[0], data[1]
+        code = head & HEAD_TYPE
+        if head & 0x80 or code >= len(TYPES):
+            raise DecodeError(f"unknown head byte {head:#04x}")
+        pos = 2
+        if code in RESETS and self.resets:
+            self.table = {}
+            self.time_base = 0
+        if head & HEAD_TABLE:
+            if code in RESETS:
+                z, pos = _read_varint(data, pos)
+                self.time_base = unzigzag(z)
+            pos = self._read_table(data, pos)
+        message: dict[str, Any] = {"type": TYPES[code]} if code else {}
+        if mask & M_ROOM and mask & M_ROOM_CURRENT:
+            raise DecodeError("roomId both explicit and current")
+        if mask & M_ROOM:
+            room, pos = self._value(data, pos, 0)
+            if type(room) is not str:
+                raise DecodeError("roomId is not a string")
+            message["roomId"] = room
+        elif mask & M_ROOM_CURRENT:
+            if self.room is None:
+                raise DecodeError("current room used before any FULL_STATE or RESUMED")
+            message["roomId"] = self.room
+        base = None
+        if mask & M_BASE:
+            delta = (data[pos] - self.version) & 0xFF
+            pos += 1
+            base = self.version + (delta - 256 if delta >= 128 else delta)
+        if mask & M_VERSION:
+            n, pos = _read_varint(data, pos)
+            message["version"] = n if base is None else base + n
+        elif base is not None:
+            raise DecodeError("baseVersion without version")
+        if base is not None:
+            message["baseVersion"] = base
+        if mask & M_TIME:
+            z, pos = _read_varint(data, pos)
+            message["timestamp"] = unzigzag(z) + (0 if head & HEAD_ABSOLUTE_TIME else
+                                                   self.time_base)
+        if mask & M_REQUEST:
+            message["requestId"], pos = self._value(data, pos, 0)
+        if mask & M_PAYLOAD:
+            message["payload"], pos = self._value(data, pos, 0)
+        if mask & M_EXTRA:
+            extra, pos = self._value(data, pos, 0)
+            if type(extra) is not dict:
+                raise DecodeError("envelope extras are not an object")
+            for key, value in extra.items():
+                if key in message:
+                    raise DecodeError(f"envelope field {key!r} given twice")
+                message[key] = value
+        if pos != len(data):
+            raise DecodeError(f"{len(data) - pos} bytes after the frame's end")
+        if "version" in message and type(message["version"]) is int:
+            self.version = message["version"]
+        if code in RESETS and self.resets:
+            room = message.get("roomId")
+            self.room = room if type(room) is str else None
+        return message
+
+    def _read_table(self, data: memoryview, pos: int) -> int:
+        runs, pos = _read_varint(data, pos)
+        table = self.table
+        for _ in range(runs):
+            first, pos = _read_varint(data, pos)
+            count, pos = _read_varint(data, pos)
+            if first < DYNAMIC_BASE or first + count > DYNAMIC_BASE + self.limit:
+                raise DecodeError(f"table entries {first}..{first + count - 1} out of range")
+            for index in range(first, first + count):
+                length, pos = _read_varint(data, pos)
+                end = pos + length
+                if end > len(data):
+                    raise DecodeError("table entry runs past the frame's end")
+                table[index] = str(data[pos:end], "utf-8", "surrogatepass")
+                pos = end
+        return pos
+
+    def _name(self, index: int) -> str:
+        if 0 < index < DYNAMIC_BASE:
+            return STATIC[index - 1]
+        name = self.table.get(index)
+        if name is None:
+            raise DecodeError(f"name {index} was never announced")
+        return name
+
+    def _value(self, data: memoryview, pos: int, depth: int) -> tuple[Any, int]:
+        h, pos = _read_varint(data, pos)
+        kind, x = h & 7, h >> 3
+        if kind == T_INT:
+            return (x >> 1 if not x & 1 else -((x + 1) >> 1)), pos
+        if kind in (T_OBJ, T_ARR):
+            if depth >= _MAX_DEPTH:
+                raise DecodeError("nested too deeply")
+            if x > len(data) - pos:
+                raise DecodeError("container longer than the frame")
+            if kind == T_ARR:
+                items = []
+                for _ in range(x):
+                    item, pos = self._value(data, pos, depth + 1)
+                    items.append(item)
+                return items, pos
+            obj: dict[str, Any] = {}
+            for _ in range(x):
+                k, pos = _read_varint(data, pos)
+                if k == 0:
+                    length, pos = _read_varint(data, pos)
+                    end = pos + length
+                    if end > len(data):
+                        raise DecodeError("key runs past the frame's end")
+                    key = str(data[pos:end], "utf-8", "surrogatepass")
+                    pos = end
+                else:
+                    key = self._name(k)
+                obj[key], pos = self._value(data, pos, depth + 1)
+            return obj, pos
+        if kind == T_FLOAT:
+            if x != 0:
+                raise DecodeError(f"unknown float width {x}")
+            value = _unpack_double(data, pos)[0]
+            if not math.isfinite(value):
+                raise DecodeError("NaN and Infinity are not JSON values")
+            return value, pos + 8
+        if kind in (T_STR, T_BYTES):
+            end = pos + x
+            if end > len(data):
+                raise DecodeError("string runs past the frame's end")
+            chunk = data[pos:end]
+            return (str(chunk, "utf-8", "surrogatepass") if kind == T_STR else bytes(chunk)), end
+        if kind == T_REF:
+            return self._name(x), pos
+        # T_CONST
+        if x == C_NULL:
+            return None, pos
+        if x == C_FALSE:
+            return False, pos
+        if x == C_TRUE:
+            return True, pos
+        if x == C_BIGINT:
+            length, pos = _read_varint(data, pos)
+            end = pos + length
+            if end > len(data):
+                raise DecodeError("big integer runs past the frame's end")
+            text = str(data[pos:end], "ascii")
+            if not text.lstrip("-").isdigit():
+                raise DecodeError("bad big integer")
+            return int(text), end
+        raise DecodeError(f"unknown constant {x}")
+
+
+def _read_varint(data: memoryview, pos: int) -> tuple[int, int]:
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    n = byte & 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        byte = data[pos]
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, pos + 1
+        shift += 7
+        if shift > 70:
+            raise DecodeError("varint longer than 10 bytes")

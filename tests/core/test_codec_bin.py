@@ -1,0 +1,328 @@
+"""The binary codec kasagi.bin1: lossless round trips, and the room table's rule
+(a member decodes every frame it gets, whenever it joined, whatever its view,
+however its backlog was composed, from bytes shared with the rest of its view)."""
+
+from __future__ import annotations
+
+import random
+
+import msgpack
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync.core import bin_codec
+from sync.core.bin_codec import DYNAMIC_BASE, DecodeError, Decoder, RoomTable, StreamEncoder
+from sync.core.changes import Change, ChangeKind
+from sync.core.frames import full_state_frame, resumed_frame
+from sync.core.merge_patch import apply_patch
+from sync.core.room_types import RoomType
+from sync.core.views import member_frames
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+envelope_values = json_values | st.integers(0, 2**40)
+messages = st.fixed_dictionaries(
+    {"type": st.sampled_from([*bin_codec.TYPE_CODE, "NOPE"]) | json_values},
+    optional={
+        "roomId": st.text(max_size=8) | json_values, "version": envelope_values,
+        "baseVersion": envelope_values, "timestamp": envelope_values,
+        "requestId": json_values, "payload": json_values, "expectedVersion": envelope_values,
+        "entityId": st.text(max_size=8),
+    },
+)
+
+
+def decoder_for(message: dict) -> Decoder:
+    """A decoder whose version register is the message's baseVersion (its chain)."""
+    decoder = Decoder()
+    base = message.get("baseVersion")
+    if type(base) is int:
+        decoder.version = base
+    return decoder
+
+
+@given(messages)
+def test_any_message_round_trips_without_a_table(message):
+    assert decoder_for(message).decode(bin_codec.encode(message)) == message
+
+
+@given(st.lists(messages, min_size=1, max_size=6))
+def test_a_client_stream_round_trips_with_names_announced_on_first_use(stream):
+    encoder, decoder = StreamEncoder(), Decoder(resets=False)
+    for message in stream:
+        decoder.version = message["baseVersion"] if type(message.get("baseVersion")) is int else 0
+        assert decoder.decode(encoder.encode(message)) == message
+
+
+def test_a_stream_sends_a_name_once():
+    encoder = StreamEncoder()
+    first = encoder.encode({"type": "STATE_UPDATE", "roomId": "arena-1",
+                            "payload": {"hp": 3, "mana": 1}})
+    second = encoder.encode({"type": "STATE_UPDATE", "roomId": "arena-1",
+                             "payload": {"hp": 2, "mana": 0}})
+    assert b"mana" in first and b"arena-1" in first
+    assert b"mana" not in second and len(second) == 9  # head, mask, room (2), payload (5)
+
+
+def test_floats_are_exact_and_ints_keep_their_type():
+    decoder = Decoder()
+    for value in (0.1, -0.0, 1.0, 1e308, 5e-324, 1764650000123.456, 2**63, -(2**63) - 1, 7):
+        out = decoder.decode(bin_codec.encode({"type": "PING", "payload": {"v": value}}))
+        assert type(out["payload"]["v"]) is type(value)
+        assert repr(out["payload"]["v"]) == repr(value)
+
+
+def test_bytes_travel_raw():
+    frame = {"type": "DOC_UPDATE", "roomId": "r", "payload": {"docId": "n", "update": b"\x00\x01"}}
+    encoded = bin_codec.encode(frame)
+    assert b"\x00\x01" in encoded and Decoder().decode(encoded) == frame
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"\x07", b"\xff\x00", b"\x1f\x00",            # truncated, reserved bit, unknown type
+    b"\x05\x40\x0c\x00",                                # object with a key but no value
+    b"\x05\x40\xcb\x02",                                # a name (41) never announced
+    b"\x05\x40\x01" + b"\x00" * 7,                     # truncated float
+    b"\x05\x40\x01\x00\x00\x00\x00\x00\x00\xf8\x7f",  # NaN
+    b"\x05\x40\x00\x00",                                # bytes after the end
+    b"\x07\x02",                                        # current room before any FULL_STATE
+])
+def test_malformed_frames_are_refused(raw):
+    with pytest.raises(DecodeError):
+        Decoder().decode(raw)
+
+
+def test_a_reference_past_the_table_is_refused():
+    block = bytes((0x05 | 0x20, 0x40, 1, 0x80, 0x40, 1, 1)) + b"a" + b"\x0c"
+    with pytest.raises(DecodeError):
+        Decoder(limit=16).decode(block)
+
+
+def test_a_reset_clears_the_table():
+    table, decoder = RoomTable(1_000), Decoder()
+    table.learn({"players": {"p-1": {"hp": 1}}}, 1)
+    decoder.decode(table.encode(full_state_frame(
+        "r", 1, {}, player_id=None, session_token=None, resumed=False, timestamp=1_000)))
+    assert DYNAMIC_BASE in decoder.table
+    decoder.decode(bin_codec.encode(full_state_frame(
+        "r", 1, {}, player_id=None, session_token=None, resumed=False, timestamp=1_000)))
+    assert decoder.table == {} and decoder.time_base == 0
+
+
+def xyt_frame(players: int, version: int) -> dict:
+    rng = random.Random(version)
+    return {"type": "DELTA_UPDATE", "roomId": "arena-1", "version": version,
+            "baseVersion": version - 1, "timestamp": 1764650000000 + version,
+            "payload": {"players": {
+                f"p-{i:016x}": {"x": rng.randint(0, 1000), "y": rng.randint(0, 1000),
+                                "t": 1764650000000 + rng.random() * 1000}
+                for i in range(players)}}}
+
+
+def test_a_tick_of_moves_costs_a_fraction_of_json_and_msgpack():
+    table, decoder = RoomTable(1764650000000), Decoder()
+    decoder.decode(table.encode(full_state_frame(
+        "arena-1", 99, {}, player_id=None, session_token=None, resumed=False,
+        timestamp=1764650000000)))
+    first = xyt_frame(20, 100)
+    table.learn(first["payload"], 100)
+    decoder.decode(table.encode(first))
+    frame = xyt_frame(20, 101)
+    encoded = table.encode(frame)
+    assert decoder.decode(encoded) == frame
+    # 20 moves of {x, y, t}: 18 bytes each (the player, x and y as varints, t as float64)
+    assert len(encoded) <= 20 * 18 + 10
+    assert len(encoded) < 0.3 * len(orjson.dumps(frame))
+    assert len(encoded) < 0.45 * len(msgpack.packb(frame))
+
+
+# -- the room table's rule, on simulated rooms ------------------------------------------
+
+
+class Member:
+    """A connection: its decoder, its state as decoded, and its chain."""
+
+    def __init__(self, viewer: str | None) -> None:
+        self.viewer = viewer
+        self.decoder = Decoder()
+        self.state: dict = {}
+        self.sent = self.seen = -1
+        self.lag: list | None = None  # items held back while "slow"
+
+    def receive(self, data: bytes, frame: dict) -> None:
+        message = self.decoder.decode(data)
+        assert message == frame
+        kind = frame["type"]
+        if kind == "FULL_STATE":
+            self.state = frame["payload"]["state"]
+        elif kind == "DELTA_UPDATE":
+            assert frame["baseVersion"] == self.sent
+            self.state = apply_patch(self.state, frame["payload"])
+        elif kind == "PLAYER_JOINED":
+            self.state = apply_patch(self.state, {"players": {
+                frame["payload"]["playerId"]: frame["payload"]["state"]}})
+        elif kind == "PLAYER_LEFT":
+            self.state = apply_patch(self.state, {"players": {frame["payload"]["playerId"]: None}})
+        if "version" in frame:
+            self.sent = frame["version"]
+
+
+class Room:
+    """A room's state, its changes, its table, and members fed as the hub feeds them:
+    frames built per (start, sent, view) and encoded once for all who share them."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.rule = RoomType()
+        self.state: dict = {"players": {}, "entities": {}}
+        self.version = 0
+        self.table = RoomTable(1764650000000)
+        self.members: list[Member] = []
+        self.log: list[Change] = []
+        self.pending: list = []
+        self.names = [f"f{i}" for i in range(6)] + ["_secret", "_hand"]
+
+    def change(self, kind: ChangeKind, patch: dict, payload: dict | None = None) -> None:
+        change = Change(kind, self.version, self.version + 1, patch, payload)
+        self.state = apply_patch(self.state, patch)
+        self.version += 1
+        self.log.append(change)
+        from sync.hub import Pending  # the hub's own item, audience included
+
+        self.pending.append(Pending.of(change, self.rule))
+
+    def random_change(self) -> None:
+        rng, players = self.rng, self.state["players"]
+        roll = rng.random()
+        if roll < 0.15 or not players:
+            pid = f"p-{rng.randrange(10**6):06d}"
+            obj = {rng.choice(self.names): rng.randint(-5, 5) for _ in range(2)}
+            self.change(ChangeKind.JOINED, {"players": {pid: obj}},
+                        {"playerId": pid, "state": obj})
+        elif roll < 0.22:
+            pid = rng.choice(sorted(players))
+            self.change(ChangeKind.LEFT, {"players": {pid: None}},
+                        {"playerId": pid, "reason": "left"})
+        elif roll < 0.4:
+            entity = f"e-{rng.randrange(8)}"
+            self.change(ChangeKind.DELTA, {"entities": {entity: {
+                rng.choice(self.names[:6]): rng.choice([1.5, "s", None, [1, 2], {"k": True}])}}})
+        else:
+            pid = rng.choice(sorted(players))
+            field = rng.choice(self.names)
+            self.change(ChangeKind.DELTA, {"players": {pid: {
+                field: rng.choice([rng.randint(-10**9, 10**9), rng.random(), None, "v"])}}})
+
+    def join(self, viewer: str | None) -> Member:
+        member = Member(viewer)
+        frame = full_state_frame(
+            "r", self.version, self.rule.view_of(self.state, viewer), player_id=viewer,
+            session_token=None, resumed=False, timestamp=1764650000000 + self.version)
+        member.receive(self.table.encode(frame), frame)
+        member.sent = member.seen = self.version
+        self.members.append(member)
+        return member
+
+    def resume(self, member: Member) -> None:
+        """RESUMED at the member's version, then the logged changes since (recovery)."""
+        member.decoder = Decoder()
+        frame = resumed_frame("r", member.sent, player_id="p", session_token="t",
+                              epoch="e", timestamp=1764650000000)
+        member.receive(self.table.encode(frame), frame)
+        member.seen = member.sent
+        from sync.hub import Pending
+
+        items = [Pending.of(c, self.rule) for c in self.log if c.version > member.sent]
+        self.table.learn_changes(items, self.rule)
+        self.deliver([member], items, hold=False)
+        member.lag = None
+
+    def deliver(self, members: list[Member], items: list, *, hold: bool = True) -> None:
+        shared: dict[tuple, tuple[list[dict], list[bytes], int, int]] = {}
+        for member in members:
+            viewer = member.viewer if any(
+                i.audience and member.viewer in i.audience for i in items) else None
+            key = (member.sent, member.seen, viewer)
+            if key not in shared:
+                frames, sent, seen = member_frames(
+                    "r", items, sent=member.sent, seen=member.seen, viewer=member.viewer,
+                    rule=self.rule, timestamp=1764650000000 + self.version, hold=hold)
+                shared[key] = (frames, [self.table.encode(f) for f in frames], sent, seen)
+            frames, encoded, sent, seen = shared[key]
+            for frame, data in zip(frames, encoded, strict=True):
+                member.receive(data, frame)
+            member.seen = seen
+
+    def tick(self) -> None:
+        items, self.pending = self.pending, []
+        self.table.learn_changes(items, self.rule)
+        live = [m for m in self.members if m.lag is None]
+        self.deliver(live, items)
+        for member in self.members:
+            if member.lag is not None:
+                member.lag.extend(items)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32))
+def test_every_member_decodes_its_frames_and_holds_its_view(seed):
+    rng = random.Random(seed)
+    room = Room(rng)
+    room.join(None)
+    for _ in range(rng.randrange(20, 80)):
+        for _ in range(rng.randrange(0, 4)):
+            room.random_change()
+        roll = rng.random()
+        players = sorted(room.state["players"])
+        if roll < 0.1:
+            room.join(rng.choice(players) if players and rng.random() < 0.7 else None)
+        elif roll < 0.2 and room.members:
+            member = rng.choice(room.members)
+            if member.lag is None:
+                member.lag = []
+            else:  # catches up: its backlog composed into one pass
+                backlog, member.lag = member.lag, None
+                room.deliver([member], backlog)
+        elif roll < 0.25 and room.members:
+            member = rng.choice(room.members)
+            member.lag = []
+            room.tick()
+            room.resume(member)
+        if rng.random() < 0.7:
+            room.tick()
+    room.tick()
+    for member in room.members:
+        backlog, member.lag = member.lag or [], None
+        room.deliver([member], backlog, hold=False)
+        assert member.sent == room.version
+        assert member.state == room.rule.view_of(room.state, member.viewer)
+    assert not any(name.startswith("_") for name in room.table.names)
+
+
+def test_the_first_offered_codec_the_server_knows_wins():
+    from sync.core.codec import BIN1, JSON, MSGPACK, codec_for
+
+    assert codec_for(["kasagi.bin1", "kasagi.msgpack"]) is BIN1
+    assert codec_for(["kasagi.msgpack", "kasagi.bin1"]) is MSGPACK
+    assert codec_for(["kasagi.bin2", "chat"]) is JSON
+    inbound = BIN1.inbound()
+    assert inbound is not BIN1.inbound()  # each connection keeps its own names
+    assert inbound.decode('{"type": "PING"}') == {"type": "PING"}  # text frames stay JSON
+
+
+def test_bytes_outside_a_document_field_are_refused_by_the_server():
+    from sync.core.codec import BIN1
+    from sync.core.errors import ErrorCode, ProtocolError
+
+    doc = {"type": "DOC_UPDATE", "roomId": "r", "payload": {"docId": "n", "update": b"\x00"}}
+    assert BIN1.inbound().decode(bin_codec.encode(doc)) == doc
+    with pytest.raises(ProtocolError) as refused:
+        BIN1.inbound().decode(bin_codec.encode(
+            {"type": "STATE_UPDATE", "roomId": "r", "payload": {"x": b"\x00"}}))
+    assert refused.value.code is ErrorCode.BAD_JSON
