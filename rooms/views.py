@@ -4,7 +4,9 @@ Thin views: they render a template and hand the page script its settings as
 JSON. Everything live (the room list, the room itself) comes from the REST
 API and the WebSocket, so these views never read room state. The only write
 is the demo's: opening ``/rooms/<roomId>/`` makes sure the room exists as an
-``arena`` room, so that any room id typed in a URL is a playable demo.
+``arena`` room, so that any room id typed in a URL is a playable demo, and
+``/world/<roomId>/`` does the same with a ``world`` room (§13: a large map where
+each player sees only what is near it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.shortcuts import render
 
 from rooms.models import Room, Visibility
 from sync.conf import kasagi_settings
-from sync.core.room_types import ArenaRoomType, room_type_choices
+from sync.core.room_types import ArenaRoomType, WorldRoomType, room_type_choices
 
 #: The room type the demo is built for; rooms first opened from its URL get it.
 DEMO_ROOM_TYPE = "arena"
@@ -71,12 +73,41 @@ def room(request: HttpRequest, room_id: str) -> HttpResponse:
     )
 
 
-def _demo_room(request: HttpRequest, room_id: str) -> Room:
-    """The room's row, created as an arena room when the demo URL is its first use."""
+def world(request: HttpRequest, room_id: str) -> HttpResponse:
+    """``/world/<roomId>/``: the world demo (interest management, a private field);
+    the room is created as a ``world`` room when this URL is its first use."""
+    row = _demo_room(request, room_id, room_type=WorldRoomType.name)
+    conf = kasagi_settings()
+    interest = WorldRoomType.interest
+    assert interest is not None
+    return render(
+        request,
+        "rooms/world.html",
+        {
+            "room_id": room_id,
+            "room": row,
+            "page_config": {
+                "roomId": room_id,
+                "roomType": row.room_type,
+                "wsPath": "/sync",
+                "apiRoom": f"/api/rooms/{room_id}/",
+                "tickMs": conf.tick_ms,
+                "worldSize": WorldRoomType.size,
+                "cell": WorldRoomType.cell,
+                "speed": WorldRoomType.max_speed * SPEED_MARGIN,
+                "username": _username(request),
+                "lobbyUrl": "/",
+            },
+        },
+    )
+
+
+def _demo_room(request: HttpRequest, room_id: str, room_type: str = DEMO_ROOM_TYPE) -> Room:
+    """The room's row, created as a ``room_type`` room when the demo URL is its first use."""
     owner = request.user if request.user.is_authenticated else None
     row, _ = Room.objects.get_or_create(
         room_id=room_id,
-        defaults={"room_type": DEMO_ROOM_TYPE, "name": room_id, "owner": owner},
+        defaults={"room_type": room_type, "name": room_id, "owner": owner},
     )
     return row
 
