@@ -225,7 +225,7 @@ def _envelope(
     head = code or 0
     if table is not None:
         head |= HEAD_TABLE
-    if absolute_time:
+    if absolute_time and timestamp is not None:
         head |= HEAD_ABSOLUTE_TIME
     out = bytearray((head, mask))
     if table is not None:

@@ -326,3 +326,31 @@ def test_bytes_outside_a_document_field_are_refused_by_the_server():
         BIN1.inbound().decode(bin_codec.encode(
             {"type": "STATE_UPDATE", "roomId": "r", "payload": {"x": b"\x00"}}))
     assert refused.value.code is ErrorCode.BAD_JSON
+
+
+def test_the_examples_of_docs_protocol_md():
+    table, decoder = RoomTable(1764172800000), Decoder()
+    table.learn({"players": {"p-1": {"hp": 3}}}, 41)
+    table.covered = 41
+    full = {"type": "FULL_STATE", "roomId": "lobby", "version": 42,
+            "timestamp": 1764172800500, "payload": {
+                "playerId": "p-2", "sessionToken": "tk", "resumed": False, "epoch": "e1",
+                "state": {"players": {"p-1": {"hp": 3}, "p-2": {"x": 10}}, "entities": {}}}}
+    assert table.encode(full).hex() == (
+        "2659" "8080a58ed866" "01290203702d31" "026870"
+        "2a6c6f626279" "2a" "e807" "2c" "031a702d32" "0412746b" "050e" "07126531" "0614"
+        "0114" "290c2a30" "0003702d320c1aa001" "0204")
+    assert decoder.decode(table.encode(full)) == full
+    patch = {"players": {"p-2": {"x": -3, "y": 1.5}}}
+    table.learn(patch, 43)
+    delta = {"type": "DELTA_UPDATE", "roomId": "lobby", "version": 43, "baseVersion": 42,
+             "timestamp": 1764172800550, "payload": patch}
+    assert table.encode(delta).hex() == (
+        "275e" "012b0103702d32" "2a" "01" "cc08" "0c010c2b14" "1a28" "1b01000000000000f83f")
+    assert decoder.decode(table.encode(delta)) == delta
+    client = StreamEncoder()
+    assert client.encode({"type": "STATE_UPDATE", "roomId": "lobby",
+                          "payload": {"x": -2, "mode": "run"}}).hex() == (
+        "2341012902056c6f62627904" "6d6f6465" "cb02" "141a182a1a72756e")
+    assert client.encode({"type": "STATE_UPDATE", "roomId": "lobby", "requestId": "c-1",
+                          "payload": {"mode": None}}).hex() == "0361cb021a632d310c2a06"
