@@ -116,3 +116,63 @@ class PlayerSession(models.Model):
     @property
     def is_active(self) -> bool:
         return self.ended_at is None
+
+
+class ChangeKind(models.TextChoices):
+    """What a history record's change was (PROTOCOL.md §15)."""
+
+    JOIN = "join", "Joined"
+    LEAVE = "leave", "Left"
+    UPDATE = "update", "Player update"
+    ENTITY = "entity", "Entity update"
+    SERVER = "server", "Server change"
+    RESET = "reset", "Reset"
+    RESTORE = "restore", "Restore"
+    CONFIG = "config", "Configuration"
+
+
+class ChangeSource(models.TextChoices):
+    PLAYER = "player", "Player"
+    SERVER = "server", "Server (room code, grace period)"
+    ADMIN = "admin", "Administrator"
+    API = "api", "API"
+
+
+class RoomChange(models.Model):
+    """One applied change of a room, for its history (§15): who made it and the merge
+    patch of the whole room state it made. Written in batches by the background
+    writer (``rooms.persistence``), at most ``KASAGI_HISTORY_KEPT`` (plus a margin)
+    kept per room; the state at a version is a snapshot plus the patches after it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="changes")
+    version = models.PositiveBigIntegerField()
+    base_version = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=16, choices=ChangeKind.choices)
+    player_id = models.CharField(max_length=64, null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="room_changes",
+    )
+    #: kept when the user row goes (the record still says who it was)
+    username = models.CharField(max_length=150, null=True, blank=True)
+    source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    #: shaped like a DELTA_UPDATE payload: ``{"players": {...}, "entities": {...}}``
+    patch = models.JSONField()
+    #: when the change was made, epoch milliseconds
+    timestamp = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["room", "version"]
+        get_latest_by = "version"
+        constraints = [
+            # Also the index of ``/history/?after=V`` (room, version > V, by version) and
+            # what lets several writers record one change (ignore_conflicts).
+            models.UniqueConstraint(fields=["room", "version"], name="change_room_version_uniq"),
+        ]
+        indexes = [
+            # "changes by this user", newest first (the admin's filter)
+            models.Index(fields=["user", "-timestamp"], name="change_by_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room.room_id} v{self.version} {self.kind}"

@@ -1,18 +1,26 @@
-"""Write-behind persistence: room snapshots and session tokens reach the database
-in the background, never on the path of a message (docs/persistence.md).
+"""Write-behind persistence: room snapshots, session tokens and the rooms' change
+history (§15) reach the database in the background, never on the path of a message
+(docs/persistence.md).
 
 Two halves, one per side of a thread boundary:
 
 - :class:`DatabasePersistence` lives on the event loop. The store calls its hooks
   (``room_changed``, ``session_*``...); they only mark a room dirty or queue a
-  small record, and return at once. At most every ``KASAGI_SNAPSHOT_INTERVAL``
-  it reads the dirty rooms' ``(version, state)`` from the store, on the loop:
-  cheap and consistent, because the core never mutates a stored object in
-  place, so the state it hands out is a frozen view.
+  small record, and return at once (``change_made``: one change and its author,
+  appended to a list). At most every ``KASAGI_SNAPSHOT_INTERVAL`` it reads the
+  dirty rooms' ``(version, state)`` from the store, on the loop: cheap and
+  consistent, because the core never mutates a stored object in place, so the
+  state it hands out is a frozen view. The changes recorded so far go with
+  those snapshots, so a batch never holds a snapshot ahead of its history.
 - :class:`BackgroundWriter` is one thread that owns every write. Its queue is
   bounded by coalescing: one pending snapshot per room (the newest), one
-  pending record per session token (the fields merged). A failed write is
-  logged and retried with backoff; the rooms never wait for it.
+  pending record per session token (the fields merged); history records, which
+  cannot coalesce, are capped (``MAX_PENDING_CHANGES``, the oldest go first). It
+  writes history with ``bulk_create(ignore_conflicts=True)`` on the unique
+  (room, version), so a record written twice (a retry, a Redis lease that moved)
+  stays one, and prunes each room to ``KASAGI_HISTORY_KEPT`` in the same batch
+  (``rooms.history``). A failed write is logged and retried with backoff; the
+  rooms never wait for it.
 
 A clean stop (SIGTERM/SIGINT to daphne) takes a last snapshot of every dirty
 room on the loop and waits for the writer to drain (Twisted's before-shutdown
@@ -33,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import (
     DatabaseError,
     DataError,
@@ -46,14 +55,18 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from sync.conf import KasagiSettings
+from sync.core.changes import Author, Change, history_kind
 from sync.metrics import METRICS
 
-from .models import EndReason, PlayerSession, Room, RoomSnapshot
+from . import history
+from .models import EndReason, PlayerSession, Room, RoomChange, RoomSnapshot
 
 logger = logging.getLogger(__name__)
 
 #: Pending session records kept while the database is away; past it the oldest go.
 MAX_PENDING_SESSIONS = 50_000
+#: Pending history records kept while the database is away; past it the oldest go.
+MAX_PENDING_CHANGES = 200_000
 #: How long a clean stop waits for the last writes.
 SHUTDOWN_TIMEOUT = 10.0
 BACKOFF_FIRST = 0.5
@@ -89,14 +102,25 @@ class SessionWrite:
         self.fields.update(newer.fields)
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeWrite:
+    """One change for the history (§15): made on the loop, turned into a row here."""
+
+    room_id: str
+    change: Change
+    author: Author
+    at_ms: int
+
+
 @dataclass(slots=True)
 class Batch:
     snapshots: dict[str, SnapshotWrite] = field(default_factory=dict)
     sessions: dict[str, SessionWrite] = field(default_factory=dict)
     closed: dict[str, datetime] = field(default_factory=dict)
+    changes: list[ChangeWrite] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.snapshots) + len(self.sessions) + len(self.closed)
+        return len(self.snapshots) + len(self.sessions) + len(self.closed) + len(self.changes)
 
     def add_session(self, write: SessionWrite) -> None:
         pending = self.sessions.get(write.token_hash)
@@ -111,22 +135,26 @@ class Batch:
         for write in newer.sessions.values():
             self.add_session(write)
         self.closed.update(newer.closed)
+        self.changes.extend(newer.changes)
 
 
 # -- the database side ----------------------------------------------------------
 
 
 def write_batch(
-    batch: Batch, *, kept: int, players_written: dict[str, frozenset[str]] | None = None
+    batch: Batch, *, kept: int, players_written: dict[str, frozenset[str]] | None = None,
+    history_kept: int = 10_000, floors: dict[int, int] | None = None,
 ) -> None:
     """Write one batch in the calling thread and transaction. Idempotent: safe to retry.
 
     ``players_written`` (room → player ids of the last snapshot written) limits
-    the search for sessions to end to the players that vanished since.
+    the search for sessions to end to the players that vanished since; ``floors``
+    (room pk → first kept history version, the writer's cache) saves a query a room.
     """
     now = timezone.now()
     wanted = set(batch.snapshots) | set(batch.closed)
     wanted.update(w.issued[0] for w in batch.sessions.values() if w.issued)
+    wanted.update(w.room_id for w in batch.changes)
     pks = dict(Room.objects.filter(room_id__in=wanted).values_list("room_id", "pk"))
 
     # Sessions first: a token is on disk no later than the snapshot holding its player.
@@ -158,6 +186,10 @@ def write_batch(
         )
         room_pks = [pks[s.room_id] for s in snapshots]
         Room.objects.filter(pk__in=room_pks).update(last_activity_at=now)
+    if batch.changes:
+        _write_history(batch.changes, pks, kept=history_kept,
+                       floors=floors if floors is not None else {})
+    if snapshots:
         _prune(room_pks, kept=kept)
         for snapshot in snapshots:
             _end_vanished_sessions(
@@ -174,13 +206,77 @@ def write_batch(
 
 
 def _prune(room_pks: list[int], *, kept: int) -> None:
-    """Keep the newest ``kept`` snapshots of each room."""
+    """Keep the newest ``kept`` snapshots of each room, and its history's floor (§15)."""
     ranked = RoomSnapshot.objects.filter(room_id__in=room_pks).annotate(
         rank=Window(RowNumber(), partition_by=[F("room_id")], order_by=F("version").desc())
     )
-    stale = list(ranked.filter(rank__gt=max(kept, 1)).values_list("pk", flat=True))
-    if stale:
-        RoomSnapshot.objects.filter(pk__in=stale).delete()
+    stale = list(ranked.filter(rank__gt=max(kept, 1)).values_list("pk", "room_id", "version"))
+    if not stale:
+        return
+    floors: dict[int, int | None] = {}
+    doomed = []
+    for pk, room_pk, version in stale:
+        if room_pk not in floors:
+            floors[room_pk] = history.floor_of(room_pk)
+        if version != floors[room_pk]:
+            doomed.append(pk)
+    if doomed:
+        RoomSnapshot.objects.filter(pk__in=doomed).delete()
+
+
+def _write_history(
+    changes: list[ChangeWrite], pks: dict[str, int], *, kept: int, floors: dict[int, int],
+) -> None:
+    """Insert the records (a repeat of a stored one is skipped), then keep each room's
+    history answerable and bounded: its floor has a known state, and at most ``kept``
+    plus a margin records stay (``rooms.history``). ``floors`` is updated."""
+    users = {w.author.user_id for w in changes if w.author.user_id is not None}
+    known = set(
+        get_user_model().objects.filter(pk__in=users).values_list("pk", flat=True)
+    ) if users else set()
+    rows: dict[tuple[int, int], RoomChange] = {}
+    newest: dict[int, int] = {}
+    for write in changes:
+        room_pk = pks.get(write.room_id)
+        if room_pk is None:
+            continue
+        change, author = write.change, write.author
+        key = (room_pk, change.version)
+        if key in rows:
+            continue
+        user_id = author.user_id if author.user_id in known else None
+        rows[key] = RoomChange(
+            room_id=room_pk, version=change.version, base_version=change.base_version,
+            kind=history_kind(change, author).value,
+            player_id=change.player_id or author.player_id,
+            user_id=user_id, username=author.username, source=author.source.value,
+            patch=change.patch, timestamp=write.at_ms,
+        )
+        newest[room_pk] = max(newest.get(room_pk, 0), change.version)
+    if not rows:
+        return
+    RoomChange.objects.bulk_create(list(rows.values()), ignore_conflicts=True, batch_size=500)
+    margin = history.prune_margin(kept)
+    for room_pk, last in newest.items():
+        first = floors.get(room_pk)
+        if first is None:
+            floor = history.floor_of(room_pk)
+            if floor is None:
+                continue
+            if not history.has_base(room_pk, floor):
+                # The history starts with no known state before it (history turned on for
+                # an old room, records lost): it starts again at the next snapshot.
+                moved = history.advance_floor(room_pk, floor, newest=last)
+                if moved is None:
+                    continue
+                floor = moved
+            first = floors[room_pk] = floor + 1
+        if last - first + 1 > kept + margin:
+            moved = history.advance_floor(room_pk, last - kept, newest=last)
+            if moved is not None:
+                floors[room_pk] = moved + 1
+
+
 
 
 def players_of(snapshot: SnapshotWrite) -> frozenset[str]:
@@ -215,8 +311,11 @@ def _end_vanished_sessions(
 class BackgroundWriter:
     """The one thread that writes; callers only hand it records."""
 
-    def __init__(self, *, kept: int) -> None:
+    def __init__(self, *, kept: int, history_kept: int = 10_000) -> None:
         self.kept = kept
+        self.history_kept = history_kept
+        #: room pk → its first kept history version (the writer's own cache)
+        self._floors: dict[int, int] = {}
         self._cond = threading.Condition()
         self._pending = Batch()
         self._inflight = 0
@@ -233,10 +332,11 @@ class BackgroundWriter:
 
     def submit(
         self, *, snapshots: Iterable[SnapshotWrite] = (), sessions: Iterable[SessionWrite] = (),
-        closed: dict[str, datetime] | None = None,
+        closed: dict[str, datetime] | None = None, changes: Iterable[ChangeWrite] = (),
     ) -> None:
         with self._cond:
             pending = self._pending
+            pending.changes.extend(changes)  # before the snapshots: never behind them
             for snapshot in snapshots:
                 pending.snapshots[snapshot.room_id] = snapshot
             for write in sessions:
@@ -271,6 +371,11 @@ class BackgroundWriter:
                 logger.warning(
                     "persistence queue full: %d session records dropped so far", self.dropped
                 )
+        excess = len(pending.changes) - MAX_PENDING_CHANGES
+        if excess > 0:
+            del pending.changes[:excess]
+            self.dropped += excess
+            logger.warning("persistence queue full: %d history records dropped", excess)
 
     def _run(self) -> None:
         try:
@@ -329,6 +434,8 @@ class BackgroundWriter:
         singles = [Batch(sessions={k: v}) for k, v in batch.sessions.items()]
         singles += [Batch(snapshots={k: v}) for k, v in batch.snapshots.items()]
         singles += [Batch(closed={k: v}) for k, v in batch.closed.items()]
+        if batch.changes:
+            singles.append(Batch(changes=batch.changes))
         for single in singles:
             try:
                 self._write_one(single)
@@ -336,8 +443,11 @@ class BackgroundWriter:
                 logger.error("persistence record refused by the database, dropped: %s", exc)
 
     def _write_one(self, batch: Batch) -> None:
+        floors = dict(self._floors)  # kept only if the transaction commits
         with transaction.atomic():
-            write_batch(batch, kept=self.kept, players_written=self._players_written)
+            write_batch(batch, kept=self.kept, players_written=self._players_written,
+                        history_kept=self.history_kept, floors=floors)
+        self._floors = floors
         for room_id, snapshot in batch.snapshots.items():
             self._players_written[room_id] = players_of(snapshot)
         for room_id in batch.closed:
@@ -363,8 +473,14 @@ class BackgroundWriter:
 class DatabasePersistence:
     """:class:`sync.store.base.Persistence` writing behind, through a BackgroundWriter."""
 
-    def __init__(self, *, interval: float, read_state: StateReader, writer: BackgroundWriter):
+    def __init__(
+        self, *, interval: float, read_state: StateReader, writer: BackgroundWriter,
+        history: bool = False,
+    ):
         self.interval = interval
+        #: §15: record every change for the room's history (KASAGI_HISTORY)
+        self.history = history
+        self._changes: list[ChangeWrite] = []
         self.read_state = read_state
         self.writer = writer
         self._dirty: set[str] = set()
@@ -398,12 +514,18 @@ class DatabasePersistence:
             self._timer_loop = loop
             self._timer = loop.call_later(self.interval, self._tick)
 
+    def change_made(self, room_id: str, change: Change, author: Author, at_ms: int) -> None:
+        if self.history:
+            self._changes.append(ChangeWrite(room_id, change, author, at_ms))
+
     def room_closed(self, room_id: str) -> None:
         try:
             self._dirty.discard(room_id)
             snapshots = self._take([room_id])
             self._taken.pop(room_id, None)
-            self.writer.submit(snapshots=snapshots, closed={room_id: timezone.now()})
+            changes, self._changes = self._changes, []
+            self.writer.submit(snapshots=snapshots, closed={room_id: timezone.now()},
+                               changes=changes)
         except Exception:
             logger.exception("could not queue the close of room %s", room_id)
 
@@ -442,9 +564,10 @@ class DatabasePersistence:
         """Hand the dirty rooms' current state to the writer (on the loop, or with it stopped)."""
         try:
             dirty, self._dirty = self._dirty, set()
+            changes, self._changes = self._changes, []
             snapshots = self._take(dirty)
-            if snapshots:
-                self.writer.submit(snapshots=snapshots)
+            if snapshots or changes:
+                self.writer.submit(snapshots=snapshots, changes=changes)
         except Exception:
             logger.exception("could not take room snapshots")
 
@@ -527,7 +650,8 @@ def database_persistence(conf: KasagiSettings, store: Any) -> DatabasePersistenc
     read_state: StateReader = store.persisted
     persistence = DatabasePersistence(
         interval=conf.snapshot_interval, read_state=read_state,
-        writer=BackgroundWriter(kept=conf.snapshots_kept),
+        writer=BackgroundWriter(kept=conf.snapshots_kept, history_kept=conf.history_kept),
+        history=conf.history,
     )
     METRICS.persistence_queue = persistence.queue_length
     persistence.seal_epochs = getattr(store, "seal_epochs", tuple)

@@ -7,7 +7,8 @@ database transaction to commit (``transaction.on_commit``, as
 ``rooms.signals`` does): a rollback changes no live room, and no transaction
 stays open while the store answers. Permission checks belong to the caller
 (``rooms.selectors.user_may_close``...): services trust ``by``, which is
-recorded in the log.
+recorded in the log, and in the room's history (§15) as the change's author with
+``source`` (``admin`` unless the caller says otherwise: the REST API says ``api``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from sync import api as live_api
+from sync.core.changes import Author, Source
 from sync.core.envelope import ID_PATTERN
 from sync.core.room_types import get_room_type
 
+from . import history
 from .models import Room, Visibility
 
 logger = logging.getLogger(__name__)
@@ -72,7 +75,14 @@ def room_create(
     return room
 
 
-def room_close(*, room: Room, by: Any) -> None:
+def author_of(by: Any, source: Source = Source.ADMIN) -> Author:
+    """The history's author of a change made by the Django user ``by``."""
+    if getattr(by, "is_authenticated", False):
+        return Author(source, by.pk if type(by.pk) is int else str(by.pk), by.get_username())
+    return Author(source)
+
+
+def room_close(*, room: Room, by: Any, source: Source = Source.ADMIN) -> None:
     """Close a room for good: its row is marked closed, then (once that commits) its
     members get PLAYER_LEFT ``closed`` and ERROR ``ROOM_CLOSED`` on their next room
     message."""
@@ -80,7 +90,9 @@ def room_close(*, room: Room, by: Any) -> None:
         room.closed_at = timezone.now()
         room.save(update_fields=["closed_at"])
     # Also when the row was already closed: a live room left open elsewhere is closed too.
-    _on_commit(lambda: live_api.close_room(room.room_id), f"close room {room.room_id}")
+    author = author_of(by, source)
+    _on_commit(lambda: live_api.close_room(room.room_id, by=author),
+               f"close room {room.room_id}")
     logger.info("room %s closed by %s", room.room_id, by)
 
 
@@ -89,7 +101,8 @@ def room_reset(*, room: Room, by: Any, state: dict[str, Any] | None = None) -> i
     state); returns the new version. Raises ProtocolError (ROOM_CLOSED...).
 
     Inside a transaction the reset waits for the commit and this returns None."""
-    version = _on_commit(lambda: live_api.reset_room(room.room_id, state),
+    author = author_of(by)
+    version = _on_commit(lambda: live_api.reset_room(room.room_id, state, by=author),
                          f"reset room {room.room_id}")
     logger.info("room %s reset by %s (v%s)", room.room_id, by, version)
     return version
@@ -99,9 +112,26 @@ def room_kick_player(*, room: Room, player_id: str, by: Any) -> None:
     """Remove a player now (PLAYER_LEFT ``kicked``), or once the caller's transaction
     commits. Raises ProtocolError NOT_IN_ROOM when the player is not in the room
     (outside a transaction; inside one the refusal is logged at the commit)."""
-    _on_commit(lambda: live_api.kick_player(room.room_id, player_id),
+    author = author_of(by)
+    _on_commit(lambda: live_api.kick_player(room.room_id, player_id, by=author),
                f"kick player {player_id} from room {room.room_id}")
     logger.info("player %s kicked from room %s by %s", player_id, room.room_id, by)
+
+
+def room_restore(
+    *, room: Room, version: int, by: Any, source: Source = Source.ADMIN,
+) -> int | None:
+    """Set the live room back to its state at ``version`` (§15): entities, and the
+    players present both now and then, as one change of kind ``restore``; the new
+    version (the current one when nothing differs). None when ``version`` is outside
+    the room's kept history. Raises ProtocolError (ROOM_CLOSED...). Not deferred to a
+    commit: the state it restores is read now."""
+    state = history.room_state_at(room=room, version=version)
+    if state is None:
+        return None
+    new = live_api.restore_room(room.room_id, state, by=author_of(by, source))
+    logger.info("room %s restored to v%s by %s (v%s)", room.room_id, version, by, new)
+    return new
 
 
 def room_announce(*, room: Room, text: str, by: Any) -> None:

@@ -4,7 +4,9 @@ Every change goes through the room store exactly like a client's message:
 the room type's checks and the size limits, a new version, one fan-out to
 the members (DELTA_UPDATE, PLAYER_LEFT...) and the persistence hooks. The
 server has authority: a player patch may write server-owned fields
-(``score`` in an arena, for instance), and no player is the author.
+(``score`` in an arena, for instance), and no player is the author: the room's
+history (§15) records source ``api``, or the ``by`` a caller passes (the admin
+passes its user with source ``admin``).
 
 Each operation has an async form (``aupdate_entity``) and a sync form
 (``update_entity``), as Django does. The sync form runs the async one on the
@@ -41,11 +43,13 @@ import orjson
 from asgiref.sync import async_to_sync
 
 from . import compat, runtime
+from .core.changes import API, Author
 from .core.envelope import ID_PATTERN, KIND_PATTERN, check_document
 from .core.errors import ErrorCode, ProtocolError
 from .runtime import get_runtime
 
 __all__ = [
+    "Author",
     "ErrorCode",
     "ProtocolError",
     "RoomState",
@@ -53,6 +57,7 @@ __all__ = [
     "akick_player",
     "areconfigure_room",
     "areset_room",
+    "arestore_room",
     "aroom_state",
     "aroom_states",
     "asend_event",
@@ -62,6 +67,7 @@ __all__ = [
     "kick_player",
     "reconfigure_room",
     "reset_room",
+    "restore_room",
     "room_state",
     "room_states",
     "send_event",
@@ -92,7 +98,9 @@ class RoomState:
 # -- async forms ----------------------------------------------------------
 
 
-async def aupdate_entity(room_id: str, entity_id: str, patch: dict[str, Any]) -> int:
+async def aupdate_entity(
+    room_id: str, entity_id: str, patch: dict[str, Any], *, by: Author | None = None,
+) -> int:
     """Merge-patch ``entities[entity_id]`` (created if absent, deleted when emptied).
 
     Returns the room version after the change (unchanged for a no-op patch).
@@ -100,10 +108,13 @@ async def aupdate_entity(room_id: str, entity_id: str, patch: dict[str, Any]) ->
     _check_id(room_id, "room_id")
     _check_id(entity_id, "entity_id")
     patch = _document(patch, "patch")
-    return await get_runtime().store.server_update_entity(room_id, entity_id, patch)
+    return await get_runtime().store.server_update_entity(
+        room_id, entity_id, patch, by=by or API)
 
 
-async def aupdate_player(room_id: str, player_id: str, patch: dict[str, Any]) -> int:
+async def aupdate_player(
+    room_id: str, player_id: str, patch: dict[str, Any], *, by: Author | None = None,
+) -> int:
     """Merge-patch a player's object with server authority (server-owned fields included).
 
     Returns the room version after the change (unchanged for a no-op patch).
@@ -111,10 +122,13 @@ async def aupdate_player(room_id: str, player_id: str, patch: dict[str, Any]) ->
     _check_id(room_id, "room_id")
     _check_id(player_id, "player_id")
     patch = _document(patch, "patch")
-    return await get_runtime().store.server_update_player(room_id, player_id, patch)
+    return await get_runtime().store.server_update_player(
+        room_id, player_id, patch, by=by or API)
 
 
-async def areset_room(room_id: str, state: dict[str, Any] | None = None) -> int:
+async def areset_room(
+    room_id: str, state: dict[str, Any] | None = None, *, by: Author | None = None,
+) -> int:
     """Reset a room: entities replaced by ``state["entities"]`` (default none),
     every player back to the object it joined with. Returns the new version."""
     _check_id(room_id, "room_id")
@@ -124,21 +138,35 @@ async def areset_room(room_id: str, state: dict[str, Any] | None = None) -> int:
         if type(entities) is not dict or any(type(e) is not dict for e in entities.values()):
             raise _bad('state["entities"] must be an object of objects')
         state = {"entities": entities}
-    return await get_runtime().store.reset(room_id, state)
+    return await get_runtime().store.reset(room_id, state, by=by or API)
 
 
-async def aclose_room(room_id: str) -> None:
+async def arestore_room(room_id: str, state: dict[str, Any], *, by: Author | None = None) -> int:
+    """Set a room back to ``state`` (§15, the room at an earlier version, e.g. from
+    ``rooms.selectors.room_state_at``): its entities, and the objects of the players
+    in both, as one change; nobody is added or removed. Returns the new version
+    (unchanged when nothing differs)."""
+    _check_id(room_id, "room_id")
+    state = _document(state, "state")
+    for table in ("players", "entities"):
+        objects = state.get(table, {})
+        if type(objects) is not dict or any(type(o) is not dict for o in objects.values()):
+            raise _bad(f'state["{table}"] must be an object of objects')
+    return await get_runtime().store.restore(room_id, state, by=by or API)
+
+
+async def aclose_room(room_id: str, *, by: Author | None = None) -> None:
     """Close a room for good: every player gets PLAYER_LEFT ``closed``, then every
     member ERROR ``ROOM_CLOSED``; later joins are refused with ROOM_CLOSED."""
     _check_id(room_id, "room_id")
-    await get_runtime().store.close(room_id)
+    await get_runtime().store.close(room_id, by=by or API)
 
 
-async def akick_player(room_id: str, player_id: str) -> None:
+async def akick_player(room_id: str, player_id: str, *, by: Author | None = None) -> None:
     """Remove a player at once: the members get PLAYER_LEFT ``kicked``."""
     _check_id(room_id, "room_id")
     _check_id(player_id, "player_id")
-    await get_runtime().store.kick(room_id, player_id)
+    await get_runtime().store.kick(room_id, player_id, by=by or API)
 
 
 async def areconfigure_room(room_id: str) -> None:
@@ -249,6 +277,7 @@ def _engine_loop() -> asyncio.AbstractEventLoop:
 update_entity = _sync(aupdate_entity)
 update_player = _sync(aupdate_player)
 reset_room = _sync(areset_room)
+restore_room = _sync(arestore_room)
 close_room = _sync(aclose_room)
 kick_player = _sync(akick_player)
 reconfigure_room = _sync(areconfigure_room)

@@ -26,7 +26,7 @@ from typing import Any
 from asgiref.sync import markcoroutinefunction
 from channels.exceptions import StopConsumer
 
-from .core.changes import Change, LeaveReason
+from .core.changes import Author, Change, LeaveReason
 from .core.codec import Codec, codec_for
 from .core.documents import wire_bytes
 from .core.envelope import (
@@ -85,8 +85,9 @@ class SyncConsumer:
     """One WebSocket connection (the hub's ``Member``)."""
 
     __slots__ = (
-        "__weakref__", "bucket", "closed_room", "codec", "fanout", "lag", "needs_full_state",
-        "player_id", "room_id", "runtime", "session_token", "synced_version", "who", "writer",
+        "__weakref__", "author", "bucket", "closed_room", "codec", "fanout", "lag",
+        "needs_full_state", "player_id", "room_id", "runtime", "session_token",
+        "synced_version", "who", "writer",
     )
 
     player_id: str | None
@@ -98,6 +99,8 @@ class SyncConsumer:
     needs_full_state: bool
     runtime: Runtime
     who: Identity
+    #: §15: the author of this socket's changes (its user, when logged in)
+    author: Author
     room_id: str | None
     closed_room: str | None
     fanout: RoomFanout | None
@@ -149,7 +152,8 @@ class SyncConsumer:
     async def websocket_connect(
         self, scope: dict[str, Any], send: Any, authenticate: Authenticate
     ) -> None:
-        self.who = identity_of({"user": await authenticate(scope)})
+        self.who = who = identity_of({"user": await authenticate(scope)})
+        self.author = Author.player(who.user_id, who.username)
         self.runtime = runtime = get_runtime()
         self.room_id = None
         self.closed_room = None
@@ -241,6 +245,7 @@ class SyncConsumer:
                 )
                 self.player_id, self.session_token, resumed = (
                     result.player_id, result.session_token, result.resumed)
+                self.author = Author.player(self.who.user_id, self.who.username, result.player_id)
                 if resumed:
                     missed = await self._missed(message)
         except BaseException:
@@ -276,7 +281,7 @@ class SyncConsumer:
         self._require_room(message.room_id)
         if self.player_id is None:
             raise ProtocolError(ErrorCode.FORBIDDEN, "spectators cannot update state")
-        await self.runtime.store.update(message.room_id, self.player_id, message)
+        await self.runtime.store.update(message.room_id, self.player_id, message, by=self.author)
 
     async def on_message(self, message: Message) -> None:
         self._require_room(message.room_id)
@@ -351,7 +356,7 @@ class SyncConsumer:
         if disconnected:
             await store.disconnect(room_id, player_id, self)
         else:
-            await store.leave(room_id, player_id, LeaveReason.LEFT)
+            await store.leave(room_id, player_id, LeaveReason.LEFT, by=self.author)
 
     def send_error(self, error: ProtocolError) -> None:
         METRICS.errors[error.code.value] += 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from rooms.models import Room, Visibility
+from rooms.models import ChangeKind, ChangeSource, Room, Visibility
 from sync.core.envelope import ID_PATTERN
 from sync.core.room_types import room_type_choices
 
@@ -73,9 +75,86 @@ class StateField(serializers.JSONField):
     """The state as it is (no per-key walk over up to 1 MiB), declared as its shape."""
 
 
+class PatchDocumentSerializer(serializers.Serializer):
+    """A merge patch of a room state: only what changed, ``null`` for what was removed."""
+
+    # The schema's shape of ``PatchField``; never used to render.
+    players = serializers.DictField(
+        child=serializers.DictField(allow_null=True), required=False,
+        help_text="Patches of player objects, by playerId (null: the player left).")
+    entities = serializers.DictField(
+        child=serializers.DictField(allow_null=True), required=False,
+        help_text="Patches of entities, by entityId (null: deleted).")
+
+
+@extend_schema_field(PatchDocumentSerializer)
+class PatchField(serializers.JSONField):
+    """A merge patch as it is, declared as its shape."""
+
+
 class RoomStateSerializer(serializers.Serializer):
     """The state of a room at ``version``, as a FULL_STATE would carry it."""
 
     roomId = serializers.CharField(source="room_id")
     version = serializers.IntegerField()
     state = StateField()
+
+
+# -- history (§15) ---------------------------------------------------------------
+
+
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}], "nullable": True})
+class UserIdField(serializers.JSONField):
+    """A user's primary key: an integer, or the string form of any other key (a UUID)."""
+
+    def to_representation(self, value: Any) -> Any:
+        return value if value is None or type(value) is int else str(value)
+
+
+class HistoryRecordSerializer(serializers.Serializer):
+    """One change of the room: who made it, and the merge patch it made."""
+
+    version = serializers.IntegerField()
+    baseVersion = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=ChangeKind.choices)
+    playerId = serializers.CharField(allow_null=True)
+    userId = UserIdField(allow_null=True)
+    username = serializers.CharField(allow_null=True)
+    source = serializers.ChoiceField(choices=ChangeSource.choices)
+    patch = PatchField(help_text="The merge patch of the room state (a DELTA_UPDATE payload).")
+    timestamp = serializers.IntegerField(help_text="When, in epoch milliseconds.")
+
+
+class HistoryPageSerializer(serializers.Serializer):
+    """A page of the history, oldest first; ``next`` is the next page's URL, or null."""
+
+    results = HistoryRecordSerializer(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        min_value=0, required=False, default=0,
+        help_text="List the changes after this version (default: from the oldest kept).")
+    limit = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, default=100,
+        help_text="At most this many changes (1 to 1000).")
+
+
+class StateQuerySerializer(serializers.Serializer):
+    version = serializers.IntegerField(
+        min_value=0, required=False, max_value=2**62,
+        help_text="The state right after this version, from the history (§15); "
+        "default: the live state.")
+
+
+class RestoreInputSerializer(serializers.Serializer):
+    """The version to set the room back to."""
+
+    version = serializers.IntegerField(min_value=0, max_value=2**62)
+
+
+class RestoreSerializer(serializers.Serializer):
+    """The room version after the restore."""
+
+    version = serializers.IntegerField()

@@ -4,7 +4,14 @@ from django.urls import path, re_path
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .views import NoSuchRoomApi, RoomDetailApi, RoomListCreateApi, RoomStateApi
+from .views import (
+    NoSuchRoomApi,
+    RoomDetailApi,
+    RoomHistoryApi,
+    RoomListCreateApi,
+    RoomRestoreApi,
+    RoomStateApi,
+)
 
 
 @extend_schema(exclude=True)  # the schema is not an operation for generated clients to call
@@ -19,6 +26,8 @@ urlpatterns = [
     path("rooms/", RoomListCreateApi.as_view(), name="api-rooms"),
     re_path(rf"^rooms/{ROOM}/$", RoomDetailApi.as_view(), name="api-room"),
     re_path(rf"^rooms/{ROOM}/state/$", RoomStateApi.as_view(), name="api-room-state"),
+    re_path(rf"^rooms/{ROOM}/history/$", RoomHistoryApi.as_view(), name="api-room-history"),
+    re_path(rf"^rooms/{ROOM}/restore/$", RoomRestoreApi.as_view(), name="api-room-restore"),
     # After every rooms/ route: any other path there (a newline included, hence [\s\S])
     # is a JSON 404. It ends in / so APPEND_SLASH still redirects /api/rooms/x.
     re_path(r"^rooms/[\s\S]*/$", NoSuchRoomApi.as_view()),

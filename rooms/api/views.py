@@ -13,20 +13,30 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from rooms import selectors, services
+from rooms import history, selectors, services
 from rooms.models import Room
+from sync.core.changes import Source
 from sync.core.views import public_state_of
 
 from .base import ApiView
 from .schema import json_body, responses
-from .serializers import RoomInputSerializer, RoomSerializer, RoomStateSerializer
+from .serializers import (
+    HistoryPageSerializer,
+    HistoryQuerySerializer,
+    RestoreInputSerializer,
+    RestoreSerializer,
+    RoomInputSerializer,
+    RoomSerializer,
+    RoomStateSerializer,
+    StateQuerySerializer,
+)
 
 
 class RoomPagination(PageNumberPagination):
@@ -40,6 +50,26 @@ def _visible_room(request: Request, room_id: str) -> Room:
     if room is None:
         raise Http404("No such room.")
     return room
+
+
+def _joinable_room(request: Request, room_id: str) -> Room:
+    """A room the caller may join (§7): 404 when it may not see it, else 401/403."""
+    room = _visible_room(request, room_id)
+    if not selectors.user_may_join(user=request.user, room=room):
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        raise PermissionDenied("You may not join this room.")
+    return room
+
+
+def _query(request: Request, serializer: type[serializers.Serializer]) -> dict[str, Any]:
+    data = serializer(data=request.query_params)
+    data.is_valid(raise_exception=True)
+    return dict(data.validated_data)
+
+
+def _is_staff(request: Request) -> bool:
+    return bool(request.user.is_authenticated and request.user.is_staff)
 
 
 class RoomListCreateApi(ApiView):
@@ -109,28 +139,92 @@ class RoomDetailApi(ApiView):
             raise NotAuthenticated()
         if not selectors.user_may_close(user=request.user, room=room):
             raise PermissionDenied("Only the room's owner or staff may close it.")
-        services.room_close(room=room, by=request.user)
+        services.room_close(room=room, by=request.user, source=Source.API)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class RoomStateApi(ApiView):
     @extend_schema(
         operation_id="rooms_state",
-        responses=responses({200: RoomStateSerializer}, 401, 403, 404),
-        summary="The live state of a room (who may join it)",
+        parameters=[StateQuerySerializer],
+        responses=responses(
+            {200: RoomStateSerializer}, 400, 401, 403,
+            (404, "Not found, not visible to this user, or `version` outside the kept "
+             "history (§15)."),
+            invalid=StateQuerySerializer),
+        summary="The state of a room (who may join it), live or at a version",
         description="403 when the caller may see the room but not join it "
-        "(401 when anonymous).",
+        "(401 when anonymous). With `version`: the state right after that version, "
+        "from the nearest snapshot and the recorded changes; private fields only for "
+        "staff. Without it: the live state, never with private fields.",
     )
     def get(self, request: Request, roomId: str) -> Response:
-        room = _visible_room(request, roomId)
-        if not selectors.user_may_join(user=request.user, room=room):
-            if not request.user.is_authenticated:
-                raise NotAuthenticated()
-            raise PermissionDenied("You may not join this room.")
+        room = _joinable_room(request, roomId)
+        version = _query(request, StateQuerySerializer).get("version")
+        if version is not None:
+            state = history.room_state_at(room=room, version=version)
+            if state is None:
+                raise Http404("That version is not in the room's kept history.")
+            at = history.shown_state(room, state, private=_is_staff(request))
+            return Response({"roomId": room.room_id, "version": version, "state": at})
         found = selectors.room_state_or_snapshot(room)
         # §13: never private fields, for anyone (staff see them in the admin)
         shown = replace(found, state=public_state_of(room.room_type, found.state))
         return Response(RoomStateSerializer(shown).data)
+
+
+class RoomHistoryApi(ApiView):
+    @extend_schema(
+        operation_id="rooms_history",
+        parameters=[HistoryQuerySerializer],
+        responses=responses(
+            {200: HistoryPageSerializer}, 400, 401, 403, 404, invalid=HistoryQuerySerializer),
+        summary="The room's changes, oldest first (who may join it)",
+        description="Each change with its author and the merge patch it made (§15), "
+        "from version `after` + 1; `next` is the URL of the next page, null on the last. "
+        "Private fields are left out of the patches except for staff.",
+    )
+    def get(self, request: Request, roomId: str) -> Response:
+        room = _joinable_room(request, roomId)
+        query = _query(request, HistoryQuerySerializer)
+        page = history.history_page(
+            room=room, after=query["after"], limit=query["limit"], private=_is_staff(request))
+        next_url = None
+        if page.next_after is not None:
+            next_url = request.build_absolute_uri(
+                f"{request.path}?after={page.next_after}&limit={query['limit']}")
+        return Response(HistoryPageSerializer({"results": page.records, "next": next_url}).data)
+
+
+class RoomRestoreApi(ApiView):
+    @extend_schema(
+        operation_id="rooms_restore",
+        request=json_body(RestoreInputSerializer),
+        responses=responses(
+            {200: RestoreSerializer}, 400, 401,
+            (403, "Refused: only the room's owner or staff may restore it."),
+            (404, "Not found, not visible to this user, or `version` outside the kept "
+             "history."),
+            409, 413, invalid=RestoreInputSerializer),
+        summary="Set the room back to a version (owner or staff)",
+        description="Entities, and the fields of the players present both now and at "
+        "`version`, go back to that version as one new change (kind `restore`); nobody "
+        "is added or removed. Members get a DELTA_UPDATE.",
+    )
+    def post(self, request: Request, roomId: str) -> Response:
+        room = _visible_room(request, roomId)
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        if not selectors.user_may_close(user=request.user, room=room):
+            raise PermissionDenied("Only the room's owner or staff may restore it.")
+        data = RestoreInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.room_restore(
+            room=room, version=data.validated_data["version"], by=request.user,
+            source=Source.API)
+        if version is None:
+            raise Http404("That version is not in the room's kept history.")
+        return Response(RestoreSerializer({"version": version}).data)
 
 
 class NoSuchRoomApi(ApiView):

@@ -1,10 +1,13 @@
-"""What a room change is, once applied: the unit of fan-out and persistence."""
+"""What a room change is, once applied: the unit of fan-out and persistence, and
+who made it (``Author``, for the room's history; it never travels in a frame)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 
 class ChangeKind(StrEnum):
@@ -37,3 +40,92 @@ class Change:
     @property
     def player_id(self) -> str | None:
         return self.payload.get("playerId") if self.payload else None
+
+
+# -- who made a change (§15: the room's history) -------------------------------
+
+
+class Source(StrEnum):
+    """Where a change came from."""
+
+    PLAYER = "player"  # a member's message (STATE_UPDATE, JOIN_ROOM, LEAVE_ROOM)
+    SERVER = "server"  # the room's code, a grace period running out
+    ADMIN = "admin"  # an administrator (the admin site, rooms.services)
+    API = "api"  # a site's own code through sync.api, the REST API
+
+
+class HistoryKind(StrEnum):
+    """What a history record calls a change (PROTOCOL.md §15)."""
+
+    JOIN = "join"
+    LEAVE = "leave"
+    UPDATE = "update"
+    ENTITY = "entity"
+    SERVER = "server"
+    RESET = "reset"
+    RESTORE = "restore"
+    CONFIG = "config"
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who made a change, passed by the store's entry points next to the change
+    (never part of the fan-out). ``action`` names a change whose patch does not say
+    what it was (a reset, a restore); ``player_id`` is the player a socket plays
+    (one Author per join, not per message); ``wire`` is its compact form for a log entry."""
+
+    source: Source
+    user_id: int | str | None = None
+    username: str | None = None
+    action: HistoryKind | None = None
+    player_id: str | None = None
+    wire: bytes = field(default=b"", init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire", orjson.dumps(
+            [self.source.value, self.user_id, self.username,
+             self.action.value if self.action else None, self.player_id]))
+
+    @classmethod
+    def player(
+        cls, user_id: int | str | None = None, username: str | None = None,
+        player_id: str | None = None,
+    ) -> Author:
+        if user_id is not None and type(user_id) is not int:
+            user_id = str(user_id)  # a UUID key: its string form, as in the state
+        return cls(Source.PLAYER, user_id, username if user_id is not None else None,
+                   player_id=player_id)
+
+    def doing(self, action: HistoryKind) -> Author:
+        """The same author making a change of kind ``action``."""
+        return Author(self.source, self.user_id, self.username, action, self.player_id)
+
+    @classmethod
+    def from_wire(cls, raw: bytes | str | None) -> Author:
+        """The author of a log entry (``SERVER`` when the entry names none)."""
+        if not raw:
+            return SERVER
+        try:
+            source, user_id, username, action, player_id = orjson.loads(raw)
+            return cls(Source(source), user_id, username,
+                       HistoryKind(action) if action else None, player_id)
+        except (ValueError, TypeError):
+            return SERVER
+
+
+SERVER = Author(Source.SERVER)
+API = Author(Source.API)
+ANONYMOUS_PLAYER = Author(Source.PLAYER)
+
+
+def history_kind(change: Change, author: Author) -> HistoryKind:
+    """The record kind of ``change`` made by ``author``."""
+    if author.action is not None:
+        return author.action
+    if change.kind is ChangeKind.JOINED:
+        return HistoryKind.JOIN
+    if change.kind is ChangeKind.LEFT:
+        return HistoryKind.LEAVE
+    if author.source is Source.PLAYER:
+        return HistoryKind.ENTITY if "entities" in change.patch else HistoryKind.UPDATE
+    return HistoryKind.SERVER

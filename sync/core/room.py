@@ -153,9 +153,22 @@ class Room:
 
     def reset(self, state: dict[str, Any] | None = None) -> Change | None:
         """Server reset: entities replaced (default: none), players back to their join state."""
-        old = self.snapshot()
         entities = dict((state or {}).get("entities") or {})
         players = {pid: self.meta[pid].initial for pid in self.players}
+        return self._replace(players, entities)
+
+    def restore(self, state: dict[str, Any]) -> Change | None:
+        """Back to an earlier ``state`` (§15): its entities, and its objects of the
+        players in both; players are never added or removed. None when nothing differs."""
+        before = state.get("players") or {}
+        players = {pid: before.get(pid, obj) for pid, obj in self.players.items()}
+        return self._replace(players, dict(state.get("entities") or {}))
+
+    def _replace(
+        self, players: dict[str, dict[str, Any]], entities: dict[str, dict[str, Any]]
+    ) -> Change | None:
+        """The whole state at once (reset, restore), as one change."""
+        old = self.snapshot()
         new = {"players": players, "entities": entities}
         patch = diff(old, new)
         if not patch:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from ..core.changes import Change, LeaveReason
+from ..core.changes import Author, Change, LeaveReason
 from ..core.envelope import Message, StateUpdate
 from ..core.errors import ErrorCode, ProtocolError
 from ..core.limits import Limits
@@ -36,8 +36,22 @@ class Persistence(Protocol):
     def session_seen(self, token_hash: str, *, connected: bool) -> None: ...
     def session_ended(self, token_hash: str, reason: str) -> None: ...
 
+    #: §15: whether ``change_made`` records anything (KASAGI_HISTORY)
+    history: bool
+
+    def change_made(self, room_id: str, change: Change, author: Author, at_ms: int) -> None:
+        """A change for the room's history, by ``author`` at ``at_ms`` (epoch ms). The
+        store calls it once per change, in version order (on Redis: the process holding
+        the room's snapshot lease; repeats are harmless, the writer skips them)."""
+        ...
+
 
 class NullPersistence:
+    history = False
+
+    def change_made(self, room_id: str, change: Change, author: Author, at_ms: int) -> None:
+        pass
+
     def room_changed(self, room_id: str) -> None:
         pass
 
@@ -108,12 +122,18 @@ class RoomStore(Protocol):
         ``session_token`` (unknown tokens join a new player). The room is activated."""
         ...
 
-    async def leave(self, room_id: str, player_id: str, reason: LeaveReason) -> None:
-        """Remove a player (PLAYER_LEFT with ``reason``). Raises NOT_IN_ROOM."""
+    async def leave(
+        self, room_id: str, player_id: str, reason: LeaveReason, *, by: Author | None = None,
+    ) -> None:
+        """Remove a player (PLAYER_LEFT with ``reason``). Raises NOT_IN_ROOM. ``by``: the
+        change's author for the history (every ``by`` below: None is the server)."""
         ...
 
-    async def update(self, room_id: str, player_id: str, message: StateUpdate) -> None:
-        """Apply a player's STATE_UPDATE (its own object or an entity)."""
+    async def update(
+        self, room_id: str, player_id: str, message: StateUpdate, *, by: Author | None = None,
+    ) -> None:
+        """Apply a player's STATE_UPDATE (its own object or an entity); ``by`` None: an
+        anonymous player."""
         ...
 
     async def message(self, room_id: str, player_id: str, message: Message) -> None:
@@ -132,27 +152,36 @@ class RoomStore(Protocol):
     # -- server-side operations (sync.api, rooms.services) --------------------
 
     async def server_update_player(
-        self, room_id: str, player_id: str, patch: dict[str, Any]
+        self, room_id: str, player_id: str, patch: dict[str, Any], *, by: Author | None = None,
     ) -> int:
         """Patch a player's state as the server (server-owned fields allowed); the
         room version after it. The room is loaded on demand, never created."""
         ...
 
     async def server_update_entity(
-        self, room_id: str, entity_id: str, patch: dict[str, Any]
+        self, room_id: str, entity_id: str, patch: dict[str, Any], *, by: Author | None = None,
     ) -> int:
         """Patch (or create; ``None`` deletes) an entity as the server; the version."""
         ...
 
-    async def reset(self, room_id: str, state: dict[str, Any] | None = None) -> int:
+    async def reset(
+        self, room_id: str, state: dict[str, Any] | None = None, *, by: Author | None = None,
+    ) -> int:
         """Players back to their join state, entities to ``state``'s; the version."""
         ...
 
-    async def kick(self, room_id: str, player_id: str) -> None:
+    async def restore(self, room_id: str, state: dict[str, Any], *, by: Author | None = None
+                      ) -> int:
+        """§15: entities, and the objects of the players in both, back to ``state`` (the
+        room at an earlier version) as one change (history kind ``restore``); players
+        are never added or removed. The version after it (unchanged when equal)."""
+        ...
+
+    async def kick(self, room_id: str, player_id: str, *, by: Author | None = None) -> None:
         """Remove a player with reason ``kicked``."""
         ...
 
-    async def close(self, room_id: str) -> None:
+    async def close(self, room_id: str, *, by: Author | None = None) -> None:
         """Every player leaves (``closed``), members get ROOM_CLOSED, the room refuses
         every later activation."""
         ...

@@ -18,7 +18,14 @@ from types import MappingProxyType
 from typing import Any
 
 from ..core.changelog import EPOCH_KEY, ChangeLog, new_epoch
-from ..core.changes import Change, LeaveReason
+from ..core.changes import (
+    ANONYMOUS_PLAYER,
+    SERVER,
+    Author,
+    Change,
+    HistoryKind,
+    LeaveReason,
+)
 from ..core.documents import DocumentSet
 from ..core.envelope import Message, StateUpdate
 from ..core.errors import ErrorCode, ProtocolError
@@ -80,12 +87,12 @@ class MemoryHost:
         change = self.live.room.update_player(
             player_id, patch, now=time.monotonic(), server=True)
         if change is not None:
-            self.store._emit(self.room_id, self.live, change)
+            self.store._emit(self.room_id, self.live, change, SERVER)
 
     def apply_entity(self, entity_id: str, patch: dict[str, Any]) -> None:
         change = self.live.room.update_entity(entity_id, patch, player_id=None)
         if change is not None:
-            self.store._emit(self.room_id, self.live, change)
+            self.store._emit(self.room_id, self.live, change, SERVER)
 
     def emit_event(
         self, kind: str, data: Any, *, sender: str | None, to: frozenset[str] | None,
@@ -184,7 +191,7 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
         live.sessions[player_id] = PlayerSession(token_hash, connection)
         self._tokens[token_hash] = (room_id, player_id)
         self.persistence.session_issued(token_hash, room_id, player_id, who.user_id)
-        self._emit(room_id, live, change)
+        self._emit(room_id, live, change, Author.player(who.user_id, who.username, player_id))
         if live.runner is not None:
             live.runner.joined(player_id)
         return JoinResult(player_id, token, resumed=False)
@@ -222,7 +229,9 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
         self.persistence.session_seen(token_hash, connected=True)
         return JoinResult(player_id, token, resumed=True)
 
-    async def leave(self, room_id: str, player_id: str, reason: LeaveReason) -> None:
+    async def leave(
+        self, room_id: str, player_id: str, reason: LeaveReason, *, by: Author | None = None,
+    ) -> None:
         live = self._live(room_id)
         change = live.room.leave(player_id, reason)
         session = live.sessions.pop(player_id, None)
@@ -232,7 +241,7 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
             if session.token_hash:
                 self._tokens.pop(session.token_hash, None)
                 self.persistence.session_ended(session.token_hash, reason.value)
-        self._emit(room_id, live, change)
+        self._emit(room_id, live, change, by or SERVER)
         if live.runner is not None:
             live.runner.left(player_id, reason.value)
 
@@ -267,13 +276,15 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
         if session.token_hash:
             self._tokens.pop(session.token_hash, None)
             self.persistence.session_ended(session.token_hash, LeaveReason.TIMEOUT.value)
-        self._emit(room_id, live, live_change)
+        self._emit(room_id, live, live_change, SERVER)
         if live.runner is not None:
             live.runner.left(player_id, LeaveReason.TIMEOUT.value)
 
     # -- state changes ---------------------------------------------------
 
-    async def update(self, room_id: str, player_id: str, message: StateUpdate) -> None:
+    async def update(
+        self, room_id: str, player_id: str, message: StateUpdate, *, by: Author | None = None,
+    ) -> None:
         live = self._live(room_id)
         room = live.room
         if message.entity_id is not None:
@@ -287,12 +298,12 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
                 expected_version=message.expected_version,
             )
             if change is not None:
-                self._emit(room_id, live, change)
+                self._emit(room_id, live, change, by or ANONYMOUS_PLAYER)
                 if live.runner is not None:
                     live.runner.updated(player_id, change.patch["players"][player_id])
                 return
         if change is not None:
-            self._emit(room_id, live, change)
+            self._emit(room_id, live, change, by or ANONYMOUS_PLAYER)
 
     # -- events and room code (§11, §12) -----------------------------------
 
@@ -351,31 +362,46 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
 
     # -- server-side operations (sync.api) ---------------------------------
 
-    async def server_update_player(self, room_id: str, player_id: str, patch: dict) -> int:
+    async def server_update_player(
+        self, room_id: str, player_id: str, patch: dict, *, by: Author | None = None,
+    ) -> int:
         live = await self._server_live(room_id)
         change = live.room.update_player(player_id, patch, now=self._now(), server=True)
-        return self._emit(room_id, live, change) if change else live.room.version
+        return self._emit(room_id, live, change, by or SERVER) if change else live.room.version
 
-    async def server_update_entity(self, room_id: str, entity_id: str, patch: dict) -> int:
+    async def server_update_entity(
+        self, room_id: str, entity_id: str, patch: dict, *, by: Author | None = None,
+    ) -> int:
         live = await self._server_live(room_id)
         change = live.room.update_entity(entity_id, patch, player_id=None)
-        return self._emit(room_id, live, change) if change else live.room.version
+        return self._emit(room_id, live, change, by or SERVER) if change else live.room.version
 
-    async def reset(self, room_id: str, state: dict | None = None) -> int:
+    async def reset(
+        self, room_id: str, state: dict | None = None, *, by: Author | None = None,
+    ) -> int:
         live = await self._server_live(room_id)
         change = live.room.reset(state)
-        return self._emit(room_id, live, change) if change else live.room.version
+        if change is None:
+            return live.room.version
+        return self._emit(room_id, live, change, (by or SERVER).doing(HistoryKind.RESET))
 
-    async def kick(self, room_id: str, player_id: str) -> None:
+    async def restore(self, room_id: str, state: dict, *, by: Author | None = None) -> int:
+        live = await self._server_live(room_id)
+        change = live.room.restore(state)
+        if change is None:
+            return live.room.version
+        return self._emit(room_id, live, change, (by or SERVER).doing(HistoryKind.RESTORE))
+
+    async def kick(self, room_id: str, player_id: str, *, by: Author | None = None) -> None:
         await self._server_live(room_id)
-        await self.leave(room_id, player_id, LeaveReason.KICKED)
+        await self.leave(room_id, player_id, LeaveReason.KICKED, by=by)
 
-    async def close(self, room_id: str) -> None:
+    async def close(self, room_id: str, *, by: Author | None = None) -> None:
         """Every player leaves with reason ``closed``; members then get ROOM_CLOSED."""
         live = self.rooms.get(room_id)
         if live is not None:
             for player_id in list(live.room.players):
-                await self.leave(room_id, player_id, LeaveReason.CLOSED)
+                await self.leave(room_id, player_id, LeaveReason.CLOSED, by=by)
         self.persistence.room_closed(room_id)  # may read the final state: before the room goes
         gone = self.rooms.pop(room_id, None)
         if gone is not None and gone.runner is not None:
@@ -405,12 +431,15 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
 
     # -- internals -------------------------------------------------------
 
-    def _emit(self, room_id: str, live: LiveRoom, change: Change) -> int:
-        live.last_change = time.time()
+    def _emit(self, room_id: str, live: LiveRoom, change: Change, author: Author) -> int:
+        live.last_change = now = time.time()
         live.log.append(change)
         if not self.sealed:
             self.hub.publish(room_id, change)
-        self.persistence.room_changed(room_id)
+        persistence = self.persistence
+        persistence.room_changed(room_id)
+        if persistence.history:
+            persistence.change_made(room_id, change, author, int(now * 1000))
         return change.version
 
     @staticmethod

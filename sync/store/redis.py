@@ -33,6 +33,7 @@ import random
 import socket
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..core.changelog import new_epoch
-from ..core.changes import Change, LeaveReason
+from ..core.changes import (
+    ANONYMOUS_PLAYER,
+    SERVER,
+    Author,
+    Change,
+    HistoryKind,
+    LeaveReason,
+)
 from ..core.envelope import Message, StateUpdate
 from ..core.errors import ErrorCode, ProtocolError
 from ..core.limits import Limits
@@ -287,14 +295,15 @@ class RedisRoomStore(LoadedRooms):
         token = new_token()
         local = LocalPlayer(connection, self._conn_id(connection), hash_token(token))
         version = await self.commit_join(
-            room_id, live, player_id, scratch.players[player_id], local)
+            room_id, live, player_id, scratch.players[player_id], local,
+            author=Author.player(who.user_id, who.username, player_id))
         self.persistence.session_issued(local.token_hash, room_id, player_id, who.user_id)
         await self._reach(live, version)
         return JoinResult(player_id, token, resumed=False)
 
     async def commit_join(
         self, room_id: str, live: MirroredRoom, player_id: str, player: dict[str, Any],
-        local: LocalPlayer,
+        local: LocalPlayer, *, author: Author | None = None,
     ) -> int:
         """Add a player owned by ``local``'s socket; its version (limits checked in Lua)."""
         data = orjson.dumps(player)
@@ -306,6 +315,7 @@ class RedisRoomStore(LoadedRooms):
             orjson.dumps({"playerId": player_id, "state": player}),
             live.config.max_players or self.limits.max_players,
             self.limits.max_room_state_bytes, local.conn_id, local.token_hash,
+            author.wire if author else "",
             before=[("SADD", players_key, member)],
         )
         status = reply[0]
@@ -346,12 +356,17 @@ class RedisRoomStore(LoadedRooms):
         self.persistence.session_seen(token_hash, connected=True)
         return JoinResult(player_id, token, resumed=True)
 
-    async def leave(self, room_id: str, player_id: str, reason: LeaveReason) -> None:
-        await self._leave(room_id, player_id, reason)
+    async def leave(
+        self, room_id: str, player_id: str, reason: LeaveReason, *, by: Author | None = None,
+    ) -> None:
+        await self._leave(room_id, player_id, reason, by)
 
-    async def _leave(self, room_id: str, player_id: str, reason: LeaveReason) -> int:
+    async def _leave(
+        self, room_id: str, player_id: str, reason: LeaveReason, by: Author | None = None,
+    ) -> int:
         self._live(room_id)
-        reply = await self.scripts.room("leave", room_id, player_id, reason.value, "any")
+        reply = await self.scripts.room(
+            "leave", room_id, player_id, reason.value, "any", by.wire if by else "")
         if reply[0] is Reply.ABSENT:
             raise ProtocolError(ErrorCode.NOT_IN_ROOM, "player is not in this room")
         self._refused(room_id, reply[0])
@@ -382,19 +397,24 @@ class RedisRoomStore(LoadedRooms):
 
     # -- state changes --------------------------------------------------------
 
-    async def update(self, room_id: str, player_id: str, message: StateUpdate) -> None:
+    async def update(
+        self, room_id: str, player_id: str, message: StateUpdate, *, by: Author | None = None,
+    ) -> None:
         live = self._live(room_id)
+        author = by or ANONYMOUS_PLAYER
         if message.entity_id is not None:
             await self._write(room_id, live, "e:" + message.entity_id, message.patch,
-                              player_id=player_id, expected=message.expected_version)
+                              player_id=player_id, expected=message.expected_version,
+                              author=author)
         else:
             await self._write(room_id, live, "p:" + player_id, message.patch,
-                              player_id=player_id, expected=message.expected_version)
+                              player_id=player_id, expected=message.expected_version,
+                              author=author)
 
     async def _write(
         self, room_id: str, live: MirroredRoom, field_name: str, patch: dict[str, Any], *,
         player_id: str | None, expected: int | None = None, server: bool = False,
-        fence: str = "",
+        fence: str = "", author: Author | None = None,
     ) -> int:
         """One writer per object in this process at a time, so local writers never
         race each other (each starts from the previous one's result): only writers
@@ -408,7 +428,7 @@ class RedisRoomStore(LoadedRooms):
             async with entry[0]:
                 return await self._commit(
                     room_id, live, field_name, patch, player_id=player_id,
-                    expected=expected, server=server, fence=fence)
+                    expected=expected, server=server, fence=fence, author=author)
         finally:
             entry[1] -= 1
             if entry[1] == 0:
@@ -417,9 +437,12 @@ class RedisRoomStore(LoadedRooms):
     async def _commit(
         self, room_id: str, live: MirroredRoom, field_name: str, patch: dict[str, Any], *,
         player_id: str | None, expected: int | None, server: bool, fence: str = "",
+        author: Author | None = None,
     ) -> int:
         """Validate on the object's latest known value, compare-and-set it in Redis.
-        ``fence``: the runner lease of room code making this write (refused once stale)."""
+        ``fence``: the runner lease of room code making this write (refused once stale);
+        ``author``: who made it, in the log entry for the history (None: the server)."""
+        wire = author.wire if author is not None else ""
         current, object_version = live.base(field_name)
         writer = f"{self.proc}|w{next(self._counter)}"
         misses = 0
@@ -442,7 +465,7 @@ class RedisRoomStore(LoadedRooms):
                 orjson.dumps(updated) if updated is not None else "",
                 orjson.dumps(change.patch) if change is not None else "",
                 self.limits.max_room_state_bytes, "0" if change is not None else "1",
-                writer, "1" if misses >= CLAIM_AFTER_MISSES else "0", fence,
+                writer, "1" if misses >= CLAIM_AFTER_MISSES else "0", fence, wire,
                 extra_keys=(keys.turn_key(room_id, field_name), keys.runner_key(room_id)),
             )
             status = reply[0]
@@ -492,20 +515,39 @@ class RedisRoomStore(LoadedRooms):
 
     # -- server-side operations (sync.api) -----------------------------------
 
-    async def server_update_player(self, room_id: str, player_id: str, patch: dict) -> int:
+    async def server_update_player(
+        self, room_id: str, player_id: str, patch: dict, *, by: Author | None = None,
+    ) -> int:
         live = await self._server_live(room_id)
         version = await self._write(room_id, live, "p:" + player_id, patch,
-                                    player_id=None, server=True)
+                                    player_id=None, server=True, author=by)
         await self._reach(live, version)
         return version
 
-    async def server_update_entity(self, room_id: str, entity_id: str, patch: dict) -> int:
+    async def server_update_entity(
+        self, room_id: str, entity_id: str, patch: dict, *, by: Author | None = None,
+    ) -> int:
         live = await self._server_live(room_id)
-        version = await self._write(room_id, live, "e:" + entity_id, patch, player_id=None)
+        version = await self._write(room_id, live, "e:" + entity_id, patch, player_id=None,
+                                    author=by)
         await self._reach(live, version)
         return version
 
-    async def reset(self, room_id: str, state: dict | None = None) -> int:
+    async def reset(
+        self, room_id: str, state: dict | None = None, *, by: Author | None = None,
+    ) -> int:
+        return await self._replace(
+            room_id, lambda work: work.reset(state), (by or SERVER).doing(HistoryKind.RESET))
+
+    async def restore(self, room_id: str, state: dict, *, by: Author | None = None) -> int:
+        return await self._replace(
+            room_id, lambda work: work.restore(state), (by or SERVER).doing(HistoryKind.RESTORE))
+
+    async def _replace(
+        self, room_id: str, compute: Callable[[MirrorRoom], Change | None], author: Author,
+    ) -> int:
+        """A whole-room change (reset, restore): computed on a copy of the mirror, then
+        compare-and-set on the room version by ``reset.lua``, retried when it moved."""
         live = await self._server_live(room_id)
         for _ in range(WRITE_ATTEMPTS):
             mirror = live.room
@@ -518,7 +560,7 @@ class RedisRoomStore(LoadedRooms):
                 initial={pid: m.initial for pid, m in mirror.meta.items()},
                 max_players=UNLIMITED, now=time.monotonic(),
             )
-            change = work.reset(state)
+            change = compute(work)
             if change is None:
                 return before
             pairs: list[Any] = []
@@ -528,7 +570,7 @@ class RedisRoomStore(LoadedRooms):
                 pairs += ["e:" + eid, orjson.dumps(obj)]
             reply = await self.scripts.room(
                 "reset", room_id, before, orjson.dumps(change.patch), work.state_bytes,
-                len(pairs) // 2, *pairs)
+                len(pairs) // 2, *pairs, author.wire)
             if reply[0] is Reply.OK:
                 version = int(reply[1])
                 self._changed(room_id)
@@ -574,13 +616,13 @@ class RedisRoomStore(LoadedRooms):
         await self.redis.xadd(keys.log_key(room_id), {"k": "C"}, maxlen=self.scripts.log_maxlen,
                               approximate=True)
 
-    async def kick(self, room_id: str, player_id: str) -> None:
+    async def kick(self, room_id: str, player_id: str, *, by: Author | None = None) -> None:
         live = await self._server_live(room_id)
-        await self._reach(live, await self._leave(room_id, player_id, LeaveReason.KICKED))
+        await self._reach(live, await self._leave(room_id, player_id, LeaveReason.KICKED, by))
 
-    async def close(self, room_id: str) -> None:
+    async def close(self, room_id: str, *, by: Author | None = None) -> None:
         """Every player leaves with reason ``closed``; members everywhere get ROOM_CLOSED."""
-        reply = await self.scripts.room("close", room_id)
+        reply = await self.scripts.room("close", room_id, by.wire if by else "")
         if reply[0] is Reply.OK:
             left = reply[1]
             for player_id, token_hash, owner in zip(left[::3], left[1::3], left[2::3],
@@ -638,6 +680,41 @@ class RedisRoomStore(LoadedRooms):
             if change.version > since:
                 changes.append(change)
         return changes
+
+    # -- history (§15) -------------------------------------------------------------
+
+    def record_backlog(self, room_id: str) -> None:
+        """Hand the history every change still in the room's log, in the background.
+
+        Called when this process takes the room's snapshot lease (the process holding
+        it records the changes it reads) and when it reloads the room after a gap. The
+        previous holder may have died with changes it had read but not yet written, or
+        the lease may have been nobody's for a moment: the log still holds them (its
+        last ``KASAGI_RECOVERY_LOG`` changes at least), and the writer skips the ones
+        already recorded (unique room and version). So a move of the lease leaves no
+        gap unless the room made more changes than the log keeps while nobody held it.
+        """
+        if not self.persistence.history:
+            return
+        task = asyncio.get_running_loop().create_task(self._record_backlog(room_id))
+        self.reader._background.add(task)
+        task.add_done_callback(self.reader._background.discard)
+
+    async def _record_backlog(self, room_id: str) -> None:
+        try:
+            entries = await self.redis.xrange(keys.log_key(room_id), "-", "+")
+        except (RedisError, OSError) as exc:
+            logger.warning("room %s: could not read its log for the history: %s", room_id, exc)
+            return
+        persistence = self.persistence
+        for entry_id, fields in entries:
+            if b"b" not in fields:
+                continue  # a marker (T, C, X, events), not a change
+            raw_id = entry_id if isinstance(entry_id, bytes) else entry_id.encode()
+            persistence.change_made(
+                room_id, change_of(fields), Author.from_wire(fields.get(b"a")),
+                int(raw_id.split(b"-", 1)[0]))
+        persistence.room_changed(room_id)
 
     def _state(self, room_id: str) -> tuple[int, dict[str, Any]]:
         live = self.rooms.get(room_id)

@@ -120,7 +120,9 @@ class Janitor:
             if live is None:
                 continue
             if mine and not live.snapshot_duty:
+                live.snapshot_duty = True
                 store.persistence.room_changed(room_id)  # changes made before we took over
+                store.record_backlog(room_id)  # and their history (§15)
             live.snapshot_duty = mine
 
     async def reap_dead(self) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from ..core.changes import ChangeKind
+from ..core.changes import Author, ChangeKind
 from . import redis_keys as keys
 from .redis_mirror import MirroredRoom, MirrorRoom, change_of
 from .redis_scripts import RawConnection, Reply, pack_command
@@ -141,7 +141,11 @@ class LogReader:
         mirror.apply(change, now=now)
         store.hub.publish(room_id, change)
         if live.snapshot_duty:
-            store.persistence.room_changed(room_id)
+            persistence = store.persistence
+            persistence.room_changed(room_id)
+            if persistence.history:  # §15: the lease holder records the room's changes
+                persistence.change_made(room_id, change, Author.from_wire(fields.get(b"a")),
+                                        int(time.time() * 1000))
         live.last_used = now
         if change.kind is ChangeKind.LEFT and change.payload is not None:
             player_id = change.payload["playerId"]
@@ -182,6 +186,8 @@ class LogReader:
         live.epoch = await store.fetch_epoch(room_id)  # §14: new if it was just re-seeded
         live.recent.clear()
         live.release_all()
+        if live.snapshot_duty:
+            store.record_backlog(room_id)  # §15: the changes skipped since the gap
         fanout = store.hub.get(room_id)
         if fanout is not None:
             fanout.resync_all()

@@ -20,27 +20,32 @@ local function unusable()
   return nil
 end
 
--- one version bump and its log entry (source 'r': made by the room's code runner)
-local function bump(kind, patch, payload, bytes_delta, source)
+-- one version bump and its log entry (source 'r': made by the room's code runner;
+-- author: who made it, for the room's history (§15), a short JSON list, omitted when '')
+local function bump(kind, patch, payload, bytes_delta, source, author)
   local v = tonumber(redis.call('HGET', META, 'v'))
   local nv = v + 1
   redis.call('HSET', META, 'v', nv)
   if bytes_delta ~= 0 then redis.call('HINCRBY', META, 'b', bytes_delta) end
+  local entry = {'v', nv, 'b', v, 'k', kind, 'p', patch}
   if payload ~= '' then
-    redis.call('XADD', LOG, 'MAXLEN', '~', MAXLEN, '*',
-      'v', nv, 'b', v, 'k', kind, 'p', patch, 'd', payload)
+    entry[#entry + 1] = 'd'
+    entry[#entry + 1] = payload
   elseif source then
-    redis.call('XADD', LOG, 'MAXLEN', '~', MAXLEN, '*',
-      'v', nv, 'b', v, 'k', kind, 'p', patch, 's', source)
-  else
-    redis.call('XADD', LOG, 'MAXLEN', '~', MAXLEN, '*', 'v', nv, 'b', v, 'k', kind, 'p', patch)
+    entry[#entry + 1] = 's'
+    entry[#entry + 1] = source
   end
+  if author and author ~= '' then
+    entry[#entry + 1] = 'a'
+    entry[#entry + 1] = author
+  end
+  redis.call('XADD', LOG, 'MAXLEN', '~', MAXLEN, '*', unpack(entry))
   return nv
 end
 
--- remove a player with a PLAYER_LEFT; returns the new version, its token hash and the
--- socket that owned it ('' when none)
-local function remove_player(pid, reason)
+-- remove a player with a PLAYER_LEFT (by author, '' for the server); returns the new
+-- version, its token hash and the socket that owned it ('' when none)
+local function remove_player(pid, reason, author)
   local f = 'p:' .. pid
   local old = redis.call('HGET', OBJ, f)
   if not old then return nil end
@@ -55,6 +60,6 @@ local function remove_player(pid, reason)
   redis.call('ZREM', GRACE, pid)
   redis.call('HINCRBY', META, 'n', -1)
   local nv = bump('L', '{"players":{"' .. pid .. '":null}}',
-    '{"playerId":"' .. pid .. '","reason":"' .. reason .. '"}', -#old)
+    '{"playerId":"' .. pid .. '","reason":"' .. reason .. '"}', -#old, nil, author)
   return nv, tok or '', conn or ''
 end

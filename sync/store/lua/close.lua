@@ -1,11 +1,12 @@
 -- Close a room: every player leaves with reason 'closed', then an 'X' entry; the closed
 -- flag stays so that no process re-seeds the room.
--- → {'ok', {pid, token_hash, owner, ...}} (owner '' for a disconnected player)
+-- ARGV[2]: [author] of the leaves   → {'ok', {pid, token_hash, owner, ...}} (owner '' for a
+-- disconnected player)
 local refused = unusable()
 if refused then return refused end
 local left = {}
 for _, pid in ipairs(redis.call('HKEYS', INIT)) do
-  local nv, tok, conn = remove_player(pid, 'closed')
+  local nv, tok, conn = remove_player(pid, 'closed', ARGV[2])
   if nv then
     table.insert(left, pid)
     table.insert(left, tok)

@@ -1,12 +1,13 @@
 -- Compare-and-set of ONE player/entity object, then bump + log.
 -- KEYS[10]: the object's turn key.
 -- ARGV[2..]: field expect_ov expected_version new_json patch max_bytes noop writer claim fence
+-- [author] (the history's author of the change, §15; optional)
 -- A writer that keeps missing (a hot object, a slow process) passes claim='1': on its next
 -- miss it takes a short per-object turn that makes every other writer wait ('locked'),
 -- so its retry cannot miss again and nobody starves.
 local field, expect_ov, expected = ARGV[2], ARGV[3], ARGV[4]
 local new_json, patch, max_bytes, noop = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
-local writer, claim, fence = ARGV[9], ARGV[10], ARGV[11]
+local writer, claim, fence, author = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local turn = KEYS[10]
 local refused = unusable()
 if refused then return refused end
@@ -28,7 +29,7 @@ local delta = #new_json - #old
 if delta > 0 and tonumber(redis.call('HGET', META, 'b') or '0') + delta > max_bytes then
   return {'big'}
 end
-local nv = bump('D', patch, '', delta, fence ~= '' and 'r' or nil)
+local nv = bump('D', patch, '', delta, fence ~= '' and 'r' or nil, author)
 if new_json == '' then
   redis.call('HDEL', OBJ, field)
   redis.call('HDEL', OV, field)

@@ -1,5 +1,6 @@
 -- Server reset: whole-room compare-and-set on the version, then every object rewritten.
--- ARGV[2..]: expected_v patch bytes count, then count pairs (field json)
+-- ARGV[2..]: expected_v patch bytes count, then count pairs (field json), then [author]
+-- (a restore, §15, is the same step: its author names it)
 local expected, patch, bytes, count = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local refused = unusable()
 if refused then return refused end
@@ -12,5 +13,5 @@ for i = 0, count - 1 do
   redis.call('HSET', OV, ARGV[6 + 2 * i], nv)
 end
 redis.call('HSET', META, 'b', bytes)
-bump('D', patch, '', 0)
+bump('D', patch, '', 0, nil, ARGV[6 + 2 * count])
 return {'ok', nv}

@@ -1,0 +1,136 @@
+"""The history writer (§15) on the test database: records with their authors, written
+once however often they are handed over, the state at any kept version, and
+retention that keeps the table bounded and every kept version answerable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from rooms import history
+from rooms.models import Room, RoomChange, RoomSnapshot
+from rooms.persistence import Batch, ChangeWrite, SnapshotWrite, write_batch
+from sync.core.changes import SERVER, Author, Change, HistoryKind, LeaveReason, Source
+from sync.core.limits import Limits
+from sync.core.room import Room as CoreRoom
+from sync.core.room_types import get_room_type
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Played:
+    """A core room played by a script: its changes, authors and the state after each."""
+
+    def __init__(self, room_id: str, author: Author) -> None:
+        self.room = CoreRoom(room_id, get_room_type("freeform"), Limits())
+        self.room_id = room_id
+        self.author = author
+        self.writes: list[ChangeWrite] = []
+        self.states: dict[int, dict[str, Any]] = {0: self.room.snapshot()}
+
+    def record(self, change: Change | None, author: Author | None = None) -> None:
+        assert change is not None
+        self.writes.append(ChangeWrite(self.room_id, change, author or self.author,
+                                       1_700_000_000_000 + change.version))
+        self.states[change.version] = self.room.snapshot()
+
+    def play(self, n: int) -> None:
+        for i in range(n):
+            self.record(self.room.update_entity("doc", {"n": i, f"k{i % 7}": i}, player_id="p"))
+
+    def snapshot(self) -> SnapshotWrite:
+        return SnapshotWrite(self.room_id, self.room.version, self.room.snapshot(), T0)
+
+
+def write(played: Played, writes: list[ChangeWrite], *, kept: int = 10_000,
+          floors: dict[int, int] | None = None, snapshot: bool = True) -> None:
+    batch = Batch(changes=list(writes))
+    if snapshot:
+        batch.snapshots[played.room_id] = played.snapshot()
+    write_batch(batch, kept=2, history_kept=kept, floors=floors)
+
+
+def test_records_carry_kind_author_and_patch_and_repeats_are_written_once() -> None:
+    user = get_user_model().objects.create_user("alice", password="pw")
+    Room.objects.create(room_id="h-1")
+    played = Played("h-1", Author.player(user.pk, "alice", "p-1"))
+    played.record(played.room.join("p-1", {"name": "A"}, now=0))
+    played.record(played.room.update_player("p-1", {"x": 1}, now=0))
+    played.record(played.room.update_entity("doc", {"t": "hi"}, player_id="p-1"))
+    played.record(played.room.reset(), SERVER.doing(HistoryKind.RESET))
+    played.record(played.room.leave("p-1", LeaveReason.TIMEOUT), SERVER)
+    write(played, played.writes)
+    write(played, played.writes + played.writes)  # a retry, a lease that moved: no repeat
+
+    rows = list(RoomChange.objects.filter(room__room_id="h-1").order_by("version"))
+    assert [(r.version, r.base_version, r.kind, r.source) for r in rows] == [
+        (1, 0, "join", "player"), (2, 1, "update", "player"), (3, 2, "entity", "player"),
+        (4, 3, "reset", "server"), (5, 4, "leave", "server"),
+    ]
+    assert rows[1].user_id == user.pk and rows[1].username == "alice"
+    assert rows[1].player_id == "p-1" and rows[4].player_id == "p-1"
+    assert rows[1].patch == {"players": {"p-1": {"x": 1}}}
+    assert rows[4].user_id is None and rows[0].timestamp == 1_700_000_000_001
+    for version, state in played.states.items():
+        assert history.state_at(rows[0].room_id, version) == state
+
+
+def test_a_deleted_user_leaves_the_record_with_its_name() -> None:
+    Room.objects.create(room_id="h-2")
+    played = Played("h-2", Author(Source.ADMIN, 987_654, "gone"))  # no such user row
+    played.play(2)
+    write(played, played.writes)
+    record = RoomChange.objects.get(room__room_id="h-2", version=1)
+    assert (record.user_id, record.username, record.source) == (None, "gone", "admin")
+
+
+def test_retention_keeps_the_table_bounded_and_every_kept_version_answerable() -> None:
+    room = Room.objects.create(room_id="h-3")
+    played = Played("h-3", Author.player())
+    kept, floors = 50, {}
+    for _ in range(30):
+        start = len(played.writes)
+        played.play(20)
+        write(played, played.writes[start:], kept=kept, floors=floors)
+        count = RoomChange.objects.filter(room=room).count()
+        assert count <= kept + history.prune_margin(kept) + 20
+    count = RoomChange.objects.filter(room=room).count()
+    assert kept <= count <= kept + history.prune_margin(kept)
+    floor = history.floor_of(room.pk)
+    assert floor is not None and floor > 0  # older records were pruned
+    assert RoomSnapshot.objects.filter(room=room, version=floor).exists()  # kept as the base
+    assert RoomSnapshot.objects.filter(room=room).count() <= 3  # 2 newest + the floor
+    for version in range(floor, played.room.version + 1):
+        assert history.state_at(room.pk, version) == played.states[version], version
+    assert history.state_at(room.pk, floor - 1) is None
+
+
+def test_a_history_with_no_known_start_begins_again_at_a_snapshot() -> None:
+    room = Room.objects.create(room_id="h-4")
+    played = Played("h-4", Author.player())
+    played.play(10)
+    # Only the changes after 4 reach the writer (history turned on late), with a
+    # snapshot at 10: nothing before 10 can be computed, so the history starts there.
+    write(played, played.writes[4:])
+    assert history.floor_of(room.pk) is None or history.floor_of(room.pk) >= 10
+    played.play(5)
+    write(played, played.writes[10:])
+    floor = history.floor_of(room.pk)
+    assert floor == 10
+    for version in range(10, 16):
+        assert history.state_at(room.pk, version) == played.states[version]
+
+
+def test_a_gap_in_the_records_is_not_papered_over() -> None:
+    room = Room.objects.create(room_id="h-5")
+    played = Played("h-5", Author.player())
+    played.play(8)
+    write(played, played.writes[:3], snapshot=False)
+    write(played, played.writes[5:], snapshot=False)
+    assert history.state_at(room.pk, 3) == played.states[3]
+    assert history.state_at(room.pk, 6) is None  # 4 and 5 are missing
