@@ -27,7 +27,7 @@ from asgiref.sync import markcoroutinefunction
 from channels.exceptions import StopConsumer
 
 from .core.changes import Author, Change, LeaveReason
-from .core.codec import Codec, codec_for
+from .core.codec import Codec, Inbound, codec_for
 from .core.documents import wire_bytes
 from .core.envelope import (
     ID_PATTERN,
@@ -85,7 +85,7 @@ class SyncConsumer:
     """One WebSocket connection (the hub's ``Member``)."""
 
     __slots__ = (
-        "__weakref__", "author", "bucket", "closed_room", "codec", "fanout", "lag",
+        "__weakref__", "author", "bucket", "closed_room", "codec", "fanout", "inbound", "lag",
         "needs_full_state", "player_id", "room_id", "runtime", "session_token",
         "synced_version", "who", "writer",
     )
@@ -94,6 +94,8 @@ class SyncConsumer:
     session_token: str | None
     writer: Writer
     codec: Codec
+    #: decodes this connection's frames (bin1 keeps the names the client announced)
+    inbound: Inbound
     synced_version: int
     lag: list[Pending] | None
     needs_full_state: bool
@@ -166,6 +168,7 @@ class SyncConsumer:
         settings = runtime.settings
         self.bucket = TokenBucket(settings.rate_limit, settings.rate_burst)
         self.codec = codec = codec_for(scope.get("subprotocols"))
+        self.inbound = codec.inbound()
         subprotocol = codec.name if codec.binary else None
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
         self.writer = writer_for(send)
@@ -185,7 +188,7 @@ class SyncConsumer:
             if len(raw) > limit // 4 and _byte_length(raw) > limit:
                 raise self._unparsed(
                     raw, ErrorCode.PAYLOAD_TOO_LARGE, f"frame exceeds {limit} bytes")
-            parsed = parse_envelope(self.codec.decode(raw), self.runtime.limits)
+            parsed = parse_envelope(self.inbound.decode(raw), self.runtime.limits)
         except ProtocolError as exc:
             self.send_error(exc)
             return
@@ -369,7 +372,7 @@ class SyncConsumer:
     def _unparsed(self, raw: str | bytes, code: ErrorCode, message: str) -> ProtocolError:
         """An error about a frame we did not (fully) handle, echoing what is valid of it."""
         try:
-            data = self.codec.decode(raw)
+            data = self.inbound.decode(raw)
         except ProtocolError:
             data = None
         room_id = data.get("roomId") if type(data) is dict else None

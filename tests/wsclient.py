@@ -13,6 +13,8 @@ import msgpack
 import orjson
 import websockets
 
+from sync.core import bin_codec
+
 
 class Conn:
     def __init__(self, ws: websockets.ClientConnection) -> None:
@@ -92,6 +94,40 @@ class MsgpackConn(Conn):
         frame = msgpack.unpackb(raw) if isinstance(raw, bytes) else orjson.loads(raw)
         self.seen.append(frame)
         return frame
+
+
+class BinConn(Conn):
+    """A client that offered ``kasagi.bin1``: the compact codec both ways, decoded by
+    the pure decoder (``sync.core.bin_codec``); ``sizes`` records each frame's bytes."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        super().__init__(ws)
+        self.binary: list[bool] = []
+        self.sizes: list[int] = []
+        self.encoder = bin_codec.StreamEncoder()
+        self.decoder = bin_codec.Decoder()
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> BinConn:
+        return cls(await websockets.connect(
+            url, max_size=None, subprotocols=[bin_codec.SUBPROTOCOL], **options))
+
+    async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        if isinstance(message, dict):
+            message = self.encoder.encode(message)
+        await self.ws.send(message)
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        self.binary.append(isinstance(raw, bytes))
+        self.sizes.append(len(raw))
+        frame = self.decoder.decode(raw) if isinstance(raw, bytes) else orjson.loads(raw)
+        self.seen.append(frame)
+        return frame
+
+
+#: a client of each codec, for tests parametrised over them
+CODECS: dict[str, type[Conn]] = {"json": Conn, "msgpack": MsgpackConn, "bin1": BinConn}
 
 
 async def connect(url: str, **options: Any) -> Conn:

@@ -1,0 +1,197 @@
+"""The compact codec kasagi.bin1 end to end: negotiated, decoded by the pure
+decoder, the same state as JSON and MessagePack members, and the contract's
+end-to-end tests run again with every client on bin1."""
+
+from __future__ import annotations
+
+import inspect
+import random
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+
+from sync.core.merge_patch import apply_patch
+from tests.e2e import test_events, test_protocol, test_recovery
+from tests.wsclient import BinConn, Conn, MsgpackConn
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_bin1_is_negotiated_in_the_clients_order(kasagi_server):
+    for offered, chosen in (
+        (["kasagi.bin1", "kasagi.msgpack"], "kasagi.bin1"),
+        (["kasagi.msgpack", "kasagi.bin1"], "kasagi.msgpack"),
+        (["chat", "kasagi.bin1"], "kasagi.bin1"),
+    ):
+        ws = await websockets.connect(kasagi_server.ws_url, subprotocols=offered)
+        assert ws.subprotocol == chosen
+        await ws.close()
+
+
+async def test_every_reply_is_a_binary_bin1_frame(kasagi_server, room_id):
+    conn = await BinConn.open(kasagi_server.ws_url)
+    full = await conn.join(room_id, name="ann", x=1, t=0.5)
+    me = full["payload"]["playerId"]
+    assert full["payload"]["state"]["players"][me] == {"name": "ann", "x": 1, "t": 0.5}
+    await conn.send({"type": "PING", "requestId": 7})
+    assert (await conn.expect("PONG"))["requestId"] == 7
+    assert all(conn.binary)
+
+
+async def test_a_frame_that_is_not_bin1_is_refused_as_bad_json(kasagi_server, room_id):
+    conn = await BinConn.open(kasagi_server.ws_url)
+    await conn.join(room_id)
+    await conn.send(b"\x03\x40\xc3\x0c")  # a reference to name 200, never announced
+    error = await conn.expect("ERROR")
+    assert error["payload"]["code"] == "BAD_JSON"
+    await conn.send({"type": "PING", "requestId": "still-fine"})
+    assert (await conn.expect("PONG"))["requestId"] == "still-fine"
+
+
+async def follow(conn: Conn, full: dict[str, Any], until: int) -> dict[str, Any]:
+    """Apply the chain after ``full`` until version ``until``; the state reached."""
+    state, version = full["payload"]["state"], full["version"]
+    while version < until:
+        frame = await conn.recv()
+        if frame["type"] in ("DELTA_UPDATE", "PLAYER_JOINED", "PLAYER_LEFT"):
+            assert frame["baseVersion"] == version, frame
+            payload = frame["payload"]
+            if frame["type"] == "DELTA_UPDATE":
+                state = apply_patch(state, payload)
+            elif frame["type"] == "PLAYER_JOINED":
+                state = apply_patch(state, {"players": {payload["playerId"]: payload["state"]}})
+            else:
+                state = apply_patch(state, {"players": {payload["playerId"]: None}})
+            version = frame["version"]
+    return state
+
+
+async def test_members_on_every_codec_hold_the_same_state(kasagi_server, room_id):
+    rng = random.Random(7)
+    early = await BinConn.open(kasagi_server.ws_url)
+    early_full = await early.join(room_id, x=500, y=500, t=0.0, _secret="mine")
+    movers = [await BinConn.open(kasagi_server.ws_url) for _ in range(3)]
+    for mover in movers:
+        await mover.join(room_id, x=500, y=500)
+    for step in range(30):
+        mover = rng.choice(movers)
+        await mover.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {
+            "x": rng.randint(0, 1000), "y": rng.randint(0, 1000),
+            "t": 1764650000000 + step + rng.random(), "n": step * 2**40}})
+        if step == 10:  # members join mid-stream, one on each codec
+            plain, packed, late = (await Conn.open(kasagi_server.ws_url),
+                                   await MsgpackConn.open(kasagi_server.ws_url),
+                                   await BinConn.open(kasagi_server.ws_url))
+            await plain.join(room_id)
+            fulls = [await packed.join(room_id), await late.join(room_id)]
+    await movers[0].send({"type": "STATE_UPDATE", "roomId": room_id, "entityId": "flag",
+                          "payload": {"owner": "x", "pos": [1.5, -2, None, {"k": True}]}})
+    await movers[0].send({"type": "PING", "requestId": "barrier"})
+    await movers[0].expect("PONG")
+    await plain.send({"type": "RESYNC", "roomId": room_id, "requestId": "now"})
+    resynced = await plain.expect("FULL_STATE")
+    target, plain_state = resynced["version"], resynced["payload"]["state"]
+    assert plain_state["entities"]["flag"]["pos"] == [1.5, -2, None, {"k": True}]
+    assert await follow(packed, fulls[0], target) == plain_state
+    assert await follow(late, fulls[1], target) == plain_state
+    early_state = await follow(early, early_full, target)
+    me = early_full["payload"]["playerId"]
+    assert early_state["players"][me].pop("_secret") == "mine"  # its own private field
+    assert early_state == plain_state
+    for frame in late.seen:  # a private field never reaches another member, name included
+        assert "_secret" not in orjson.dumps(frame).decode()
+
+
+async def test_a_tick_of_moves_is_a_fraction_of_its_json(kasagi_server, room_id):
+    plain = await Conn.open(kasagi_server.ws_url)
+    compact = await BinConn.open(kasagi_server.ws_url)
+    await plain.join(room_id)
+    await compact.join(room_id)
+    movers = [await Conn.open(kasagi_server.ws_url) for _ in range(4)]
+    for mover in movers:
+        await mover.join(room_id, x=1, y=1, t=0.0)
+    for step in range(40):
+        await movers[step % 4].send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {
+            "x": step * 7 % 1000, "y": step * 13 % 1000, "t": 1764650000000.25 + step}})
+    await movers[0].send({"type": "PING", "requestId": "barrier"})
+    await movers[0].expect("PONG")
+    last_t = 1764650000000.25 + 39
+    while not any(frame["type"] == "DELTA_UPDATE" and last_t in [
+            p.get("t") for p in frame["payload"].get("players", {}).values()]
+            for frame in compact.seen[-1:]):
+        await compact.recv()
+    deltas = [(frame, size) for frame, size in zip(compact.seen, compact.sizes, strict=True)
+              if frame["type"] == "DELTA_UPDATE"]
+    assert deltas
+    json_bytes = sum(len(orjson.dumps(frame)) for frame, _ in deltas)
+    assert sum(size for _, size in deltas) < 0.4 * json_bytes
+
+
+# -- the contract's end-to-end tests, again with bin1 clients -------------------------------
+
+#: tests that look at text frames or the JSON bytes themselves
+_TEXT_ONLY: frozenset[str] = frozenset()
+
+
+def _with_bin1_clients(module: Any) -> None:
+    """Every async test of ``module`` again, with its ``Conn`` replaced by BinConn."""
+    made = {}
+    for name, fn in vars(module).items():
+        if not (name.startswith("test_") and inspect.iscoroutinefunction(fn)) or (
+                name in _TEXT_ONLY):
+            continue
+        signature = inspect.signature(fn)
+        if not set(signature.parameters) <= {"kasagi_server", "room_id"}:
+            continue  # the module's own fixtures are not visible here
+
+        def make(fn: Any = fn) -> Any:
+            async def rerun(bin1_clients: None, **kwargs: Any) -> None:
+                await fn(**kwargs)
+            return rerun
+
+        wrapper = make()
+        wrapper.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
+            inspect.Parameter("bin1_clients", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            *signature.parameters.values()])
+        wrapper.__name__ = f"{name}__bin1"
+        wrapper.pytestmark = [  # type: ignore[attr-defined]
+            m for m in getattr(fn, "pytestmark", []) if m.name != "asyncio"]
+        made[f"{name}__bin1_{module.__name__.rsplit('.', 1)[-1]}"] = wrapper
+    globals().update(made)
+
+
+@pytest.fixture
+def bin1_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in (test_protocol, test_events, test_recovery):
+        monkeypatch.setattr(module, "Conn", BinConn)
+
+
+for _module in (test_protocol, test_events, test_recovery):
+    _with_bin1_clients(_module)
+
+
+async def test_the_python_sdk_picks_bin1_by_default_and_mirrors_the_room(kasagi_server, room_id):
+    from kasagi_client import connect
+
+    compact = await connect(kasagi_server.ws_url)
+    plain = await connect(kasagi_server.ws_url, encoding="json")
+    try:
+        assert compact.codec == "bin1" and compact.binary
+        assert plain.codec == "json" and not plain.binary
+        await compact.join(room_id, playerName="B", x=1)
+        await plain.join(room_id, playerName="J")
+        for x in range(2, 12):
+            await compact.update(x=x, t=1764650000000.5 + x)
+        await plain.update_entity("flag", {"owner": plain.player_id, "pos": [1.5, None]},
+                                  wait=True)
+        await compact.update(x=12, wait=True)
+        await plain.wait_for_version(compact.version, timeout=5)
+        await compact.wait_for_version(plain.version, timeout=5)
+        assert compact.state == plain.state
+        assert compact.state["players"][compact.player_id]["x"] == 12
+        assert compact.stats.gaps == 0 and compact.stats.malformed == 0
+    finally:
+        await compact.close()
+        await plain.close()
