@@ -129,7 +129,7 @@ async def test_msgpack_client_mirrors_the_same_room_as_a_json_client(
 ) -> None:
     room = new_room("msgpack")
     packed = await clients(encoding="msgpack")
-    plain = await clients()
+    plain = await clients(encoding="json")
     await packed.join(room, playerName="M", x=1)
     await plain.join(room, playerName="J")
     assert packed.binary and not plain.binary

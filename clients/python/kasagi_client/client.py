@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from . import bin1
 from .backoff import Backoff
 from .errors import (
     ClientClosed,
@@ -154,9 +155,11 @@ class KasagiClient:
         open_timeout: seconds for the WebSocket handshake.
         max_frame_size: largest server frame accepted, in bytes.
         ws_options: extra keyword arguments for ``websockets.asyncio.client.connect``.
-        encoding: ``"json"`` (text frames) or ``"msgpack"``: offer the subprotocol
-            ``kasagi.msgpack`` and use binary MessagePack frames when the server
-            accepts it (about a third fewer bytes; needs ``kasagi-client[msgpack]``).
+        encoding: ``"auto"`` (default): offer the compact codec ``kasagi.bin1``
+            (docs/protocol.md; about a quarter of JSON's bytes) and use it when the
+            server accepts it, JSON text frames otherwise; ``"bin1"``: the same;
+            ``"msgpack"``: offer ``kasagi.msgpack`` (about a third fewer bytes than
+            JSON; needs ``kasagi-client[msgpack]``); ``"json"``: text frames only.
     """
 
     def __init__(
@@ -174,16 +177,20 @@ class KasagiClient:
         open_timeout: float = 10.0,
         max_frame_size: int = DEFAULT_MAX_FRAME,
         ws_options: Mapping[str, Any] | None = None,
-        encoding: str = "json",
+        encoding: str = "auto",
     ) -> None:
-        if encoding not in ("json", "msgpack"):
-            raise ValueError("encoding must be 'json' or 'msgpack'")
+        if encoding not in ("auto", "bin1", "json", "msgpack"):
+            raise ValueError("encoding must be 'auto', 'bin1', 'json' or 'msgpack'")
         if encoding == "msgpack":
             import msgpack  # noqa: F401 - fail now, not at the first frame
         self.url = url
         self.encoding = encoding
-        #: the server accepted ``kasagi.msgpack`` on the current socket
+        #: the server accepted a binary codec (MessagePack or bin1) on the current socket
         self.binary = False
+        #: the codec of the current socket: ``"json"``, ``"msgpack"`` or ``"bin1"``
+        self.codec = "json"
+        self._bin1_out: bin1.Encoder | None = None
+        self._bin1_in: bin1.Decoder | None = None
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.max_reconnect_attempts = max_reconnect_attempts
@@ -569,7 +576,10 @@ class KasagiClient:
         if ws is None or not self._connected or (ready and self._rejoining):
             raise NotConnected("not connected (a reconnect is under way)")
         try:
-            await ws.send(encode_msgpack(msg) if self.binary else encode(msg))
+            if self._bin1_out is not None:
+                await ws.send(self._bin1_out.encode(msg))
+            else:
+                await ws.send(encode_msgpack(msg) if self.binary else encode(msg))
         except ConnectionClosed as exc:
             raise ConnectionLost("the connection closed while sending") from exc
         self.stats.messages_out += 1
@@ -751,8 +761,11 @@ class KasagiClient:
     def _handle_frame(self, frame: str | bytes) -> None:
         self.stats.messages_in += 1
         try:
-            event = parse_server_message(decode(frame))
-        except MalformedMessage as exc:
+            if self._bin1_in is not None and isinstance(frame, bytes):
+                event = parse_server_message(self._bin1_in.decode(frame))
+            else:
+                event = parse_server_message(decode(frame))
+        except (MalformedMessage, bin1.Bin1Error) as exc:
             self.stats.malformed += 1
             logger.warning("dropped a malformed server message: %s", exc)
             return
@@ -854,9 +867,16 @@ class KasagiClient:
         options = dict(self._ws_options)
         if self.encoding == "msgpack":
             options.setdefault("subprotocols", [MSGPACK_SUBPROTOCOL])
+        elif self.encoding in ("auto", "bin1"):
+            options.setdefault("subprotocols", [bin1.SUBPROTOCOL])
         ws = await ws_connect(self.url, additional_headers=headers, **options)
-        # A server without MessagePack support answers without the subprotocol: JSON then.
-        self.binary = ws.subprotocol == MSGPACK_SUBPROTOCOL
+        # A server that does not know the subprotocol answers without one: JSON then.
+        self.codec = {MSGPACK_SUBPROTOCOL: "msgpack", bin1.SUBPROTOCOL: "bin1"}.get(
+            ws.subprotocol or "", "json")
+        self.binary = self.codec != "json"
+        # bin1 keeps names per connection: fresh tables for every socket
+        self._bin1_out = bin1.Encoder() if self.codec == "bin1" else None
+        self._bin1_in = bin1.Decoder() if self.codec == "bin1" else None
         return ws
 
     async def _supervise(self) -> None:
