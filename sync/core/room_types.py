@@ -348,15 +348,25 @@ class GridInterest(Interest):
         return index
 
     def place(self, section: str, key: str, obj: Any) -> Place | None:
+        # on every FULL_STATE for every object: kept to a few operations
         if type(obj) is not dict:
             return None
         x: Any = obj.get("x")
         y: Any = obj.get("y")
-        if type(x) not in NUMBER or type(y) not in NUMBER:
-            return None
-        if not (math.isfinite(x) and math.isfinite(y)):
+        tx, ty = type(x), type(y)
+        if (tx is not int and tx is not float) or (ty is not int and ty is not float):
+            return None  # bool is neither
+        cell = self.cell
+        try:
+            cx, cy = int(x // cell), int(y // cell)
+        except (OverflowError, ValueError):  # inf, nan
             return _NOWHERE
-        return (self.cell_of(x), self.cell_of(y))
+        cells = self.cells
+        if cx == cells and x <= self.size:
+            cx -= 1
+        if cy == cells and y <= self.size:
+            cy -= 1
+        return (cx, cy)
 
     def near(self, at: Place | None) -> frozenset[Place] | None:
         if at is None or at is SPECTATOR:
