@@ -20,6 +20,7 @@
  * @module kasagi/client
  */
 
+import { Decoder as Bin1Decoder, Encoder as Bin1Encoder, SUBPROTOCOL as BIN1 } from "./bin1.js";
 import { applyMergePatch, composeMergePatches, isPlainObject } from "./merge-patch.js";
 
 export { applyMergePatch, composeMergePatches, isPlainObject } from "./merge-patch.js";
@@ -75,6 +76,9 @@ const RESYNC_RETRY_MS = 1000;
  * @property {{setTimeout: Function, clearTimeout: Function}} [timers]
  * @property {() => number} [now] monotonic clock in ms (RTT, bytes per second)
  * @property {() => number} [random] uniform in [0, 1) (backoff jitter)
+ * @property {"auto" | "bin1" | "json"} [encoding="auto"] "auto" and "bin1" offer the
+ *   compact codec `kasagi.bin1` (docs/protocol.md) and use it when the server accepts
+ *   it, JSON text frames otherwise; "json" offers nothing
  */
 
 /* ------------------------------------------------------------------ */
@@ -347,6 +351,10 @@ export class ClientStats {
     this.messagesSent = 0;
     this.bytesReceived = 0;
     this.bytesSent = 0;
+    /** the codec of the current socket: "json" or "bin1" */
+    this.codec = "json";
+    /** what the frames received would have weighed as JSON (= bytesReceived on JSON) */
+    this.jsonBytesReceived = 0;
     /** bytes of the last DELTA_UPDATE frame received (0 before the first) */
     this.lastDeltaBytes = 0;
     /** round trip of the last answered ping(), in ms (null before the first) */
@@ -391,10 +399,11 @@ export class ClientStats {
    *
    * @param {number} bytes
    */
-  recordReceived(bytes) {
+  recordReceived(bytes, jsonBytes = bytes) {
     this.messagesReceived += 1;
     this.bytesReceived += bytes;
-    this.#window.push([this.#now(), bytes]);
+    this.jsonBytesReceived += jsonBytes;
+    this.#window.push([this.#now(), bytes, jsonBytes]);
     this.#prune();
   }
 
@@ -412,6 +421,12 @@ export class ClientStats {
   get bytesPerSecond() {
     this.#prune();
     return this.#window.reduce((sum, [, bytes]) => sum + bytes, 0);
+  }
+
+  /** What the last second's frames would have weighed as JSON text. */
+  get jsonBytesPerSecond() {
+    this.#prune();
+    return this.#window.reduce((sum, [, , jsonBytes]) => sum + jsonBytes, 0);
   }
 
   /**
@@ -435,6 +450,9 @@ export class ClientStats {
       bytesReceived: this.bytesReceived,
       bytesSent: this.bytesSent,
       bytesPerSecond: this.bytesPerSecond,
+      codec: this.codec,
+      jsonBytesReceived: this.jsonBytesReceived,
+      jsonBytesPerSecond: this.jsonBytesPerSecond,
       lastDeltaBytes: this.lastDeltaBytes,
       stateBytes: this.stateBytes,
       lastRtt: this.lastRtt,
@@ -490,6 +508,7 @@ export class KasagiClient {
     this.#clearTimeout = (id) => timers.clearTimeout(id);
     this.#now = options.now ?? defaultNow;
     this.#random = options.random ?? Math.random;
+    this.#encoding = options.encoding ?? "auto";
     this.stats = new ClientStats(this.#now, () => this.#state);
     if (typeof this.#WebSocket !== "function") {
       throw new TypeError("no WebSocket constructor: pass options.WebSocket");
@@ -499,6 +518,9 @@ export class KasagiClient {
   // configuration
   #token;
   #WebSocket;
+  #encoding;
+  /** @type {{encoder: Bin1Encoder, decoder: Bin1Decoder} | null} the socket's bin1 tables */
+  #bin1 = null;
   #storage;
   #storagePrefix;
   #reconnect;
@@ -701,7 +723,8 @@ export class KasagiClient {
   #openSocket() {
     let ws;
     try {
-      ws = new this.#WebSocket(withToken(this.url, this.#token));
+      const url = withToken(this.url, this.#token);
+      ws = this.#encoding === "json" ? new this.#WebSocket(url) : new this.#WebSocket(url, [BIN1]);
     } catch (error) {
       const detail = String(error?.message ?? error);
       this.#emit("error", new KasagiError("CLIENT_CONNECT_FAILED", detail));
@@ -709,6 +732,8 @@ export class KasagiClient {
       return;
     }
     this.#ws = ws;
+    this.#bin1 = null; // names are per socket: fresh tables once this one opens
+    ws.binaryType = "arraybuffer";
     ws.onopen = () => this.#onOpen(ws);
     ws.onmessage = (event) => this.#onFrame(ws, event);
     ws.onclose = (event) => this.#onClose(ws, event);
@@ -733,6 +758,9 @@ export class KasagiClient {
     if (ws !== this.#ws) {
       return;
     }
+    const bin1 = ws.protocol === BIN1;
+    this.#bin1 = bin1 ? { encoder: new Bin1Encoder(), decoder: new Bin1Decoder() } : null;
+    this.stats.codec = bin1 ? "bin1" : "json";
     if (!this.#room) {
       this.#attempt = 0;
     }
@@ -826,9 +854,16 @@ export class KasagiClient {
     if (!this.#isOpen) {
       return false;
     }
-    const raw = JSON.stringify(msg);
-    const bytes = utf8Length(raw);
-    this.#ws.send(raw);
+    let bytes;
+    if (this.#bin1) {
+      const frame = this.#bin1.encoder.encode(msg);
+      bytes = frame.length;
+      this.#ws.send(frame);
+    } else {
+      const raw = JSON.stringify(msg);
+      bytes = utf8Length(raw);
+      this.#ws.send(raw);
+    }
     this.stats.recordSent(bytes);
     this.#emit("message", { direction: "out", message: redactMessage(msg), bytes });
     return true;
@@ -1169,17 +1204,29 @@ export class KasagiClient {
       return;
     }
     const data = event?.data;
-    if (typeof data !== "string") {
-      this.#emit("error", new KasagiError("CLIENT_BAD_FRAME", "binary frames are not supported"));
-      return;
-    }
-    const bytes = utf8Length(data);
-    this.stats.recordReceived(bytes);
     let msg;
-    try {
-      msg = JSON.parse(data);
-    } catch {
-      msg = undefined;
+    let bytes;
+    if (typeof data !== "string") {
+      if (!this.#bin1 || !(data instanceof ArrayBuffer || ArrayBuffer.isView(data))) {
+        this.#emit("error", new KasagiError("CLIENT_BAD_FRAME", "unexpected binary frame"));
+        return;
+      }
+      bytes = data.byteLength;
+      try {
+        msg = this.#bin1.decoder.decode(data);
+      } catch {
+        msg = undefined;
+      }
+      // what JSON would have cost: the demo panel shows both
+      this.stats.recordReceived(bytes, msg === undefined ? bytes : utf8Length(JSON.stringify(msg)));
+    } else {
+      bytes = utf8Length(data);
+      this.stats.recordReceived(bytes);
+      try {
+        msg = JSON.parse(data);
+      } catch {
+        msg = undefined;
+      }
     }
     if (!isPlainObject(msg) || typeof msg.type !== "string") {
       this.#emit("error", new KasagiError("CLIENT_BAD_FRAME", "a frame is not a JSON message"));

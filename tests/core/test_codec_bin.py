@@ -404,3 +404,52 @@ def test_the_python_sdk_follows_a_simulated_room(seed):
             room.random_change()
         room.tick()
     assert watcher.state == room.rule.view_of(room.state, None)
+
+
+def test_the_browser_client_decodes_a_simulated_room(tmp_path):
+    """static/kasagi/bin1.js (Node) decodes every frame the server's codec writes."""
+    import pathlib
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    rng = random.Random(11)
+    room = Room(rng)
+    watcher = room.join(None)
+    frames: list[tuple[str, dict]] = []
+    original = watcher.receive
+
+    def record(data: bytes, frame: dict) -> None:
+        frames.append((data.hex(), frame))
+        original(data, frame)
+
+    watcher.receive = record  # type: ignore[method-assign]
+    full = full_state_frame("r", room.version, room.state, player_id=None, session_token=None,
+                            resumed=False, timestamp=1764650000000)
+    frames.append((room.table.encode(full).hex(), full))
+    for _ in range(60):
+        for _ in range(rng.randrange(1, 4)):
+            room.random_change()
+        room.tick()
+    assert len(frames) > 30
+    (tmp_path / "frames.json").write_bytes(orjson.dumps(frames))
+    module = (pathlib.Path(__file__).parents[2] / "static/kasagi/bin1.js").as_uri()
+    script = f"""
+import {{ readFileSync }} from "node:fs";
+import assert from "node:assert/strict";
+import {{ Decoder }} from "{module}";
+const frames = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const decoder = new Decoder();
+for (const [hex, expected] of frames) {{
+  const bytes = Uint8Array.from(hex.match(/../g), (b) => parseInt(b, 16));
+  assert.deepEqual(decoder.decode(bytes), expected);
+}}
+console.log("decoded", frames.length);
+"""
+    (tmp_path / "check.mjs").write_text(script)
+    done = subprocess.run([node, str(tmp_path / "check.mjs"), str(tmp_path / "frames.json")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"decoded {len(frames)}")

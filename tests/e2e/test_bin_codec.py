@@ -195,3 +195,26 @@ async def test_the_python_sdk_picks_bin1_by_default_and_mirrors_the_room(kasagi_
     finally:
         await compact.close()
         await plain.close()
+
+
+async def test_the_js_clients_live_tests_pass_on_bin1(kasagi_server):
+    """static/kasagi/tests/live.test.mjs (the real client.js, which offers bin1 by
+    default) against this server, under Node."""
+    import asyncio
+    import os
+    import pathlib
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    root = pathlib.Path(__file__).parents[2]
+    proc = await asyncio.create_subprocess_exec(
+        node, "--experimental-websocket", "--test", "static/kasagi/tests/live.test.mjs",
+        "static/kasagi/tests/bin1.test.mjs",
+        cwd=root, env={**os.environ, "KASAGI_WS_URL": kasagi_server.ws_url},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    assert "# fail 0" in text and "# skipped 0" in text
