@@ -31,6 +31,24 @@ export function formatBytes(bytes) {
 }
 
 /**
+ * "1.1 KB/s bin1 (JSON: 4.2 KB/s, 26%) · 80 msgs, 9.0 KB total": the receive rate in
+ * the socket's codec, and what the same frames would have weighed as JSON text.
+ *
+ * @param {{codec?: string, bytesPerSecond: number, jsonBytesPerSecond?: number,
+ *   messagesReceived: number, bytesReceived: number}} stats a ClientStats
+ * @returns {string}
+ */
+export function rateSummary(stats) {
+  const codec = stats.codec ?? "json";
+  let rate = `${formatBytes(stats.bytesPerSecond)}/s ${codec}`;
+  const json = stats.jsonBytesPerSecond;
+  if (codec !== "json" && json > 0) {
+    rate += ` (JSON: ${formatBytes(json)}/s, ${Math.round((100 * stats.bytesPerSecond) / json)}%)`;
+  }
+  return `${rate} · ${stats.messagesReceived} msgs, ${formatBytes(stats.bytesReceived)} total`;
+}
+
+/**
  * "83 B vs 1.2 KB (7%)": delta bytes against what full states would have cost.
  *
  * @param {number} deltaBytes
@@ -244,9 +262,7 @@ export function createPanel(client, { spectate }) {
     }
     facts.version.textContent = client.version ?? "–";
     facts.rtt.textContent = stats.lastRtt == null ? "–" : `${stats.lastRtt.toFixed(1)} ms`;
-    facts.rate.textContent =
-      `${formatBytes(stats.bytesPerSecond)}/s · ${stats.messagesReceived} msgs, ` +
-      `${formatBytes(stats.bytesReceived)} total`;
+    facts.rate.textContent = rateSummary(stats);
     if (savings.totalDelta === 0) {
       facts.delta.textContent = facts.deltas.textContent = "no delta yet";
     } else {

@@ -100,3 +100,14 @@ describe("live server on bin1", {
     }
   });
 });
+
+describe("the demo panel's rate", () => {
+  test("shows the codec's bytes and what JSON would have cost", async () => {
+    const { rateSummary } = await import("../demo-panel.js");
+    assert.equal(rateSummary({ codec: "bin1", bytesPerSecond: 1000, jsonBytesPerSecond: 4000,
+      messagesReceived: 3, bytesReceived: 2048 }),
+    "1000 B/s bin1 (JSON: 3.9 KB/s, 25%) · 3 msgs, 2.0 KB total");
+    assert.equal(rateSummary({ codec: "json", bytesPerSecond: 100, jsonBytesPerSecond: 100,
+      messagesReceived: 1, bytesReceived: 100 }), "100 B/s json · 1 msgs, 100 B total");
+  });
+});
