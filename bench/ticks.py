@@ -141,8 +141,19 @@ def summarise(h: Histogram, scale: float, unit: str) -> dict[str, Any]:
         "p90_le": scaled(quantile(h, 0.9)),
         "p99_le": scaled(quantile(h, 0.99)),
         "max_le": scaled(_max_bucket(h)),
+        "top_bucket": scaled(_top_finite(h)),
+        "over_top_bucket": int(h["count"] - _cumulative_at(h, _top_finite(h))),
         "buckets": [(None if le == float("inf") else le, int(n)) for le, n in h["buckets"]],
     }
+
+
+def _top_finite(h: Histogram) -> float | None:
+    finite = [le for le, _ in h["buckets"] if le != float("inf")]
+    return finite[-1] if finite else None
+
+
+def _cumulative_at(h: Histogram, le: float | None) -> float:
+    return dict(h["buckets"]).get(le, 0.0) if le is not None else 0.0
 
 
 def _max_bucket(h: Histogram) -> float | None:
@@ -372,7 +383,8 @@ def tick_lines(label: str, phase: dict[str, Any]) -> list[str]:
         f"    on_tick per room per call   mean {fmt(cost['mean'], ' ms')}  "
         f"p50 <= {fmt(cost['p50_le'])}  p99 <= {fmt(cost['p99_le'])} ms  (n={fmt(cost['count'])})",
         f"    tick lateness (drift)       mean {fmt(late['mean'], ' ms')}  p50 <= "
-        f"{fmt(late['p50_le'])}  p99 <= {fmt(late['p99_le'])}  max <= {fmt(late['max_le'])} ms",
+        f"{fmt(late['p50_le'])}  p99 <= {fmt(late['p99_le'])}  max <= {fmt(late['max_le'])} ms"
+        f"  ({fmt(late['over_top_bucket'])} over {fmt(late['top_bucket'])} ms)",
         f"    ticks seen per room per s   min {fmt(seen.get('min_per_room_per_s'))}  median "
         f"{fmt(seen.get('median_per_room_per_s'))}  (expected "
         f"{fmt(seen.get('expected_per_room_per_s'))}, {seen['rooms']} rooms)",
