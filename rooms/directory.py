@@ -21,6 +21,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from sync.directory import Identity, RoomConfig, RoomSnapshot, StoredSession
 
+from .documents import stored_documents
 from .models import PlayerSession, Room
 from .models import RoomSnapshot as RoomSnapshotRow
 
@@ -89,6 +90,10 @@ class DatabaseDirectory:
             return RoomSnapshot(row["version"], row["state"]) if row else None
 
         return await self._run(query)
+
+    async def documents(self, room_id: str) -> dict[str, bytes]:
+        """(§16) the room's stored documents: docId → encoded state."""
+        return await self._run(lambda: stored_documents(room_id))
 
     async def find_session(self, token_hash: str) -> StoredSession | None:
         """The live session of a token (not ended); a database fault is "unknown token"."""

@@ -78,6 +78,27 @@ class RoomSnapshot(models.Model):
         return f"{self.room.room_id} v{self.version}"
 
 
+class RoomDocument(models.Model):
+    """A room's Yjs document (§16), compacted: its whole merged state as one v1 update
+    (``encodeStateAsUpdate``), rewritten in place by the background writer, so the
+    table holds one row per document however many updates made it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="documents")
+    doc_id = models.CharField("document id", max_length=64, validators=[room_id_validator])
+    state = models.BinaryField()
+    size = models.PositiveIntegerField(help_text="Bytes of the encoded state.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["room", "doc_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "doc_id"], name="document_room_doc_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room.room_id}/{self.doc_id}"
+
+
 class EndReason(models.TextChoices):
     LEFT = "left", "Left"
     TIMEOUT = "timeout", "Grace period ran out"

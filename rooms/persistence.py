@@ -59,6 +59,8 @@ from sync.core.changes import Author, Change, history_kind
 from sync.metrics import METRICS
 
 from . import history
+from .documents import DocKey, DocumentReader, DocumentWrite, no_document, take_documents
+from .documents import write_documents as _write_documents
 from .models import EndReason, PlayerSession, Room, RoomChange, RoomSnapshot
 
 logger = logging.getLogger(__name__)
@@ -117,10 +119,13 @@ class Batch:
     snapshots: dict[str, SnapshotWrite] = field(default_factory=dict)
     sessions: dict[str, SessionWrite] = field(default_factory=dict)
     closed: dict[str, datetime] = field(default_factory=dict)
+    #: (§16) one pending write per document: its newest whole state
+    documents: dict[DocKey, DocumentWrite] = field(default_factory=dict)
     changes: list[ChangeWrite] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.snapshots) + len(self.sessions) + len(self.closed) + len(self.changes)
+        pending = len(self.documents) + len(self.snapshots)
+        return pending + len(self.sessions) + len(self.closed) + len(self.changes)
 
     def add_session(self, write: SessionWrite) -> None:
         pending = self.sessions.get(write.token_hash)
@@ -135,6 +140,7 @@ class Batch:
         for write in newer.sessions.values():
             self.add_session(write)
         self.closed.update(newer.closed)
+        self.documents.update(newer.documents)
         self.changes.extend(newer.changes)
 
 
@@ -153,6 +159,7 @@ def write_batch(
     """
     now = timezone.now()
     wanted = set(batch.snapshots) | set(batch.closed)
+    wanted.update(room_id for room_id, _ in batch.documents)
     wanted.update(w.issued[0] for w in batch.sessions.values() if w.issued)
     wanted.update(w.room_id for w in batch.changes)
     pks = dict(Room.objects.filter(room_id__in=wanted).values_list("room_id", "pk"))
@@ -201,6 +208,7 @@ def write_batch(
                 ),
             )
 
+    _write_documents(batch.documents.values(), pks)
     for room_id, closed_at in batch.closed.items():
         Room.objects.filter(room_id=room_id, closed_at__isnull=True).update(closed_at=closed_at)
 
@@ -332,6 +340,7 @@ class BackgroundWriter:
 
     def submit(
         self, *, snapshots: Iterable[SnapshotWrite] = (), sessions: Iterable[SessionWrite] = (),
+        documents: Iterable[DocumentWrite] = (),
         closed: dict[str, datetime] | None = None, changes: Iterable[ChangeWrite] = (),
     ) -> None:
         with self._cond:
@@ -343,6 +352,8 @@ class BackgroundWriter:
                 pending.add_session(write)
             if closed:
                 pending.closed.update(closed)
+            for document in documents:
+                pending.documents[(document.room_id, document.doc_id)] = document
             self._bound(pending)
             self._cond.notify()
 
@@ -434,6 +445,7 @@ class BackgroundWriter:
         singles = [Batch(sessions={k: v}) for k, v in batch.sessions.items()]
         singles += [Batch(snapshots={k: v}) for k, v in batch.snapshots.items()]
         singles += [Batch(closed={k: v}) for k, v in batch.closed.items()]
+        singles += [Batch(documents={k: v}) for k, v in batch.documents.items()]
         if batch.changes:
             singles.append(Batch(changes=batch.changes))
         for single in singles:
@@ -485,6 +497,10 @@ class DatabasePersistence:
         self.writer = writer
         self._dirty: set[str] = set()
         self._taken: dict[str, tuple[int, int]] = {}
+        #: (§16) documents with merged updates not yet taken, and the revision last taken
+        self._dirty_docs: set[DocKey] = set()
+        self._docs_taken: dict[DocKey, int] = {}
+        self.read_document: DocumentReader = no_document
         self._connected: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
@@ -517,6 +533,17 @@ class DatabasePersistence:
     def change_made(self, room_id: str, change: Change, author: Author, at_ms: int) -> None:
         if self.history:
             self._changes.append(ChangeWrite(room_id, change, author, at_ms))
+
+    def document_changed(self, room_id: str, doc_id: str) -> None:
+        """(§16) a document merged an update: its state goes with the room's next write."""
+        self._dirty_docs.add((room_id, doc_id))
+        self.room_changed(room_id)  # arms the timer; an unchanged room writes no snapshot
+
+    def document_cleared(self, room_id: str, doc_id: str) -> None:
+        """(§16) staff cleared a document: its row goes."""
+        self._dirty_docs.discard((room_id, doc_id))
+        self._docs_taken.pop((room_id, doc_id), None)
+        self.writer.submit(documents=[DocumentWrite(room_id, doc_id, None, timezone.now())])
 
     def room_closed(self, room_id: str) -> None:
         try:
@@ -563,6 +590,10 @@ class DatabasePersistence:
     def collect(self) -> None:
         """Hand the dirty rooms' current state to the writer (on the loop, or with it stopped)."""
         try:
+            dirty_docs, self._dirty_docs = self._dirty_docs, set()
+            documents = take_documents(dirty_docs, self.read_document, self._docs_taken)
+            if documents:
+                self.writer.submit(documents=documents)
             dirty, self._dirty = self._dirty, set()
             changes, self._changes = self._changes, []
             snapshots = self._take(dirty)
@@ -655,5 +686,6 @@ def database_persistence(conf: KasagiSettings, store: Any) -> DatabasePersistenc
     )
     METRICS.persistence_queue = persistence.queue_length
     persistence.seal_epochs = getattr(store, "seal_epochs", tuple)
+    persistence.read_document = getattr(store, "persisted_document", no_document)
     flush_on_shutdown(persistence)
     return persistence

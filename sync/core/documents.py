@@ -145,6 +145,23 @@ class DocumentSet:
             )
         entry.measured = size
 
+    def merge(self, doc_id: str, update: bytes) -> None:
+        """An update another process already accepted (the Redis log): merged without
+        the size check, which its process made; ValueError if it does not decode."""
+        entry = self.docs.get(doc_id)
+        if entry is None:
+            entry = Document()
+            entry.doc.apply_update(update)
+            self.docs[doc_id] = entry
+        else:
+            entry.doc.apply_update(update)
+        entry.added += GROWTH_FACTOR * len(update) + GROWTH_SLACK
+        entry.revision += 1
+
+    def revision(self, doc_id: str) -> int | None:
+        entry = self.docs.get(doc_id)
+        return entry.revision if entry is not None else None
+
     def load(self, doc_id: str, state: bytes) -> None:
         """A document's stored state (at activation), merged into what is held."""
         entry = self.docs.setdefault(doc_id, Document())
