@@ -45,6 +45,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from sync.core import bin_codec
+
 RESULT_PREFIX = "BENCH_RESULT "
 NAME_PREFIX = "bench-"
 PING_KIND = "bench.ping"
@@ -63,7 +65,10 @@ MSGPACK_SUBPROTOCOL = "kasagi.msgpack"
 WIRE = {
     "json": (orjson.dumps, orjson.loads, True),
     "msgpack": (msgpack.packb, msgpack.unpackb, False),
+    # bin1: clients send table-free frames; each socket decodes with its own Decoder
+    "bin1": (bin_codec.encode, bin_codec.Decoder().decode, False),
 }
+SUBPROTOCOLS = {"msgpack": [MSGPACK_SUBPROTOCOL], "bin1": [bin_codec.SUBPROTOCOL]}
 
 
 # --------------------------------------------------------------------------
@@ -184,7 +189,7 @@ async def open_socket(url: str, timeout: float, encoding: str = "json") -> Clien
     """One lean client socket: no compression, no client pings (the server pings), no size cap."""
     return await connect(
         url,
-        subprotocols=[MSGPACK_SUBPROTOCOL] if encoding == "msgpack" else None,
+        subprotocols=SUBPROTOCOLS.get(encoding),
         compression=None,
         ping_interval=None,
         max_size=None,
@@ -532,7 +537,8 @@ class Worker:
         assert ws is not None
         recv = ws.recv
         handlers = self.handlers
-        decode = self.decode
+        # bin1 keeps names per socket: one decoder per connection
+        decode = bin_codec.Decoder().decode if self.cfg.encoding == "bin1" else self.decode
         try:
             while True:
                 data = await recv(decode=False)
@@ -1250,7 +1256,8 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
         "--encoding",
         choices=sorted(WIRE),
         default="json",
-        help="json text frames, or msgpack binary frames (subprotocol kasagi.msgpack)",
+        help="json text frames, or msgpack binary frames (subprotocol kasagi.msgpack), "
+        "or bin1 binary frames (the compact codec, subprotocol kasagi.bin1)",
     )
     parser.add_argument(
         "--messages-per-second",
