@@ -6,6 +6,11 @@ button each, recent snapshots and a link to the spectator view. Live
 actions (reset, close, kick) go through ``rooms.services``, the same
 functions the REST API uses, and each asks for a confirmation first.
 Player sessions are a read-only list.
+
+History (§15): the room page lists its latest changes (who, when, what, as a
+readable diff), each with the room's state at that version and a restore
+button (a live action with its confirmation); the change list (read-only)
+filters the changes of one user across rooms.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -32,15 +38,21 @@ from django.utils.translation import ngettext
 from sync.core.envelope import ID_PATTERN
 from sync.core.errors import ProtocolError
 
-from . import selectors, services
-from .models import PlayerSession, Room, RoomSnapshot
+from . import history, selectors, services
+from .models import PlayerSession, Room, RoomChange, RoomSnapshot
 
 #: Snapshots shown on a room's page.
 RECENT_SNAPSHOTS = 10
+#: History records shown on a room's page (the change list has them all).
+RECENT_CHANGES = 50
+#: Lines of a record's readable diff before it is cut.
+DIFF_LINES = 8
 #: Characters of pretty-printed state shown before it is cut.
 STATE_PREVIEW_CHARS = 200_000
 USERNAME_LOOKUP = f"user__{get_user_model().USERNAME_FIELD}"
 OWNER_LOOKUP = f"owner__{get_user_model().USERNAME_FIELD}"
+#: the query of the change list's "changes by this user" filter
+USER_FILTER = f"user__{get_user_model()._meta.pk.name}__exact"
 
 
 class OpenFilter(admin.SimpleListFilter):
@@ -157,6 +169,10 @@ LIVE_ACTIONS = {
 }
 
 
+class RestoreForm(forms.Form):
+    version = forms.IntegerField(label="Version", min_value=0)
+
+
 class AnnounceForm(forms.Form):
     text = forms.CharField(label="Announcement", max_length=500, widget=forms.Textarea(
         attrs={"rows": 3, "cols": 60}))
@@ -200,6 +216,7 @@ class RoomAdmin(admin.ModelAdmin):
         return [
             (None, {"fields": room}),
             ("Live", {"fields": ("live_summary", "live_players_table", "live_state")}),
+            ("History", {"fields": ("history_table",)}),
             ("Times", {"fields": ("created_at", "last_activity_at", "closed_at")}),
         ]
 
@@ -207,7 +224,7 @@ class RoomAdmin(admin.ModelAdmin):
         if obj is None:
             return ()
         return (
-            "room_id", "live_summary", "live_players_table", "live_state",
+            "room_id", "live_summary", "live_players_table", "live_state", "history_table",
             "created_at", "last_activity_at", "closed_at",
         )
 
@@ -280,6 +297,42 @@ class RoomAdmin(admin.ModelAdmin):
             '<pre style="max-height:32em;overflow:auto;white-space:pre-wrap">{}</pre>', text
         )
 
+    @admin.display(description=f"latest changes (up to {RECENT_CHANGES})")
+    def history_table(self, room: Room) -> str:
+        records = list(
+            RoomChange.objects.filter(room=room).select_related("user")
+            .order_by("-version")[:RECENT_CHANGES]
+        )
+        if not records:
+            return "No recorded change (KASAGI_HISTORY off, or none yet)."
+        state_url, restore_url = self._url(room, "state_at"), self._url(room, "restore")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre style=\"margin:0;"
+            "white-space:pre-wrap\">{}</pre></td><td>{}</td></tr>",
+            (
+                (
+                    record.version,
+                    _time_label(record.timestamp),
+                    _author_label(record),
+                    record.get_kind_display(),
+                    "\n".join(readable_diff(record.patch)),
+                    format_html(
+                        '<a href="{}?version={}">state</a> · '
+                        '<a class="button" href="{}?version={}">Restore…</a>',
+                        state_url, record.version, restore_url, record.version,
+                    ) if room.is_open else format_html(
+                        '<a href="{}?version={}">state</a>', state_url, record.version),
+                )
+                for record in records
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>version</th><th>time (UTC)</th><th>who</th><th>kind</th>"
+            "<th>change</th><th></th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "",
         extra_context: dict[str, Any] | None = None,
@@ -294,6 +347,8 @@ class RoomAdmin(admin.ModelAdmin):
                 close_url=self._url(room, "close"),
                 kick_url=self._url(room, "kick"),
                 announce_url=self._url(room, "announce"),
+                state_at_url=self._url(room, "state_at"),
+                restore_url=self._url(room, "restore"),
             )
         return super().change_view(request, object_id, form_url, extra)
 
@@ -311,6 +366,10 @@ class RoomAdmin(admin.ModelAdmin):
             path("<path:object_id>/live/kick/", wrap(self.kick_view), name=f"{name}_kick"),
             path("<path:object_id>/live/announce/", wrap(self.announce_view),
                  name=f"{name}_announce"),
+            path("<path:object_id>/live/restore/", wrap(self.restore_view),
+                 name=f"{name}_restore"),
+            path("<path:object_id>/history/state/", wrap(self.state_at_view),
+                 name=f"{name}_state_at"),
             *super().get_urls(),
         ]
 
@@ -366,6 +425,59 @@ class RoomAdmin(admin.ModelAdmin):
                  "players who join later or are reconnecting do not get it).",
             button="Send", form=form,
         )
+
+    def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Set the room back to a kept version (§15): a confirmation, then the POST."""
+        room = self._room_for_action(request, object_id)
+        form = RestoreForm(request.POST or None, initial={"version": request.GET.get("version")})
+        if request.method == "POST" and form.is_valid():
+            version = form.cleaned_data["version"]
+            if history.room_state_at(room=room, version=version) is None:
+                self.message_user(
+                    request, f"Not restored: version {version} is not in the kept history.",
+                    messages.ERROR)
+                return self._back_to(room)
+
+            def restore() -> str:
+                new = services.room_restore(room=room, version=version, by=request.user)
+                return f"Room {room.room_id} was set back to version {version} (now version {new})."
+
+            return self._perform(request, room, restore,
+                                 log=f"Restored the state of version {version}.",
+                                 refused="Not restored")
+        return self._confirm(
+            request, room, title=f"Restore {room.room_id}?",
+            text="Entities, and the fields of the players present both now and at that "
+                 "version, go back to it as one new change; nobody is added or removed. "
+                 "Members receive it as a DELTA_UPDATE.",
+            button="Yes, restore this version", form=form,
+        )
+
+    def state_at_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The room's whole state right after a version, from its history (staff see
+        private fields)."""
+        room = get_object_or_404(Room, pk=object_id)
+        if not self.has_view_permission(request, room):
+            raise PermissionDenied
+        form = RestoreForm(request.GET or None)
+        version = form.cleaned_data["version"] if form.is_valid() else None
+        state = history.room_state_at(room=room, version=version) if version is not None else None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": room,
+            "title": f"{room.room_id} at version {version}" if version is not None
+            else f"{room.room_id}: state at a version",
+            "form": form,
+            "version": version,
+            "found": state is not None,
+            "state": json.dumps(state, indent=2, sort_keys=True, ensure_ascii=False)
+            if state is not None else "",
+            "change_url": self._url(room, "change"),
+            "restore_url": self._url(room, "restore")
+            if room.is_open and self.has_change_permission(request, room) else None,
+        }
+        return TemplateResponse(request, "admin/rooms/room/state_at.html", context)
 
     def _perform(
         self, request: HttpRequest, room: Room, action: Callable[[], str], *, log: str,
@@ -496,7 +608,95 @@ class PlayerSessionAdmin(admin.ModelAdmin):
         return False
 
 
+class ChangesByUserFilter(admin.RelatedOnlyFieldListFilter):
+    """The users who made kept changes: pick one for its changes across rooms."""
+
+    title = "changes by this user"
+
+
+@admin.register(RoomChange)
+class RoomChangeAdmin(admin.ModelAdmin):
+    """Read-only: the history is written by the engine's background writer (§15)."""
+
+    list_display = ("room", "version", "time", "who", "kind", "source", "change")
+    list_filter = (("user", ChangesByUserFilter), "kind", "source")
+    search_fields = ("room__room_id", "username", "player_id")
+    list_select_related = ("room", "user")
+    ordering = ("-timestamp", "-version")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="time (UTC)", ordering="timestamp")
+    def time(self, record: RoomChange) -> str:
+        return _time_label(record.timestamp)
+
+    @admin.display(description="who")
+    def who(self, record: RoomChange) -> str:
+        return _author_label(record)
+
+    @admin.display(description="change")
+    def change(self, record: RoomChange) -> str:
+        return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>',
+                           "\n".join(readable_diff(record.patch)))
+
+
 # -- helpers ------------------------------------------------------------------
+
+
+def readable_diff(patch: dict[str, Any], limit: int = DIFF_LINES) -> list[str]:
+    """A record's merge patch as lines a person reads: ``entity doc: text = "hi"``,
+    ``player p-1 removed``; at most ``limit`` lines."""
+    lines: list[str] = []
+
+    def leaves(prefix: str, value: Any) -> None:
+        if type(value) is dict and value:
+            for key, sub in value.items():
+                leaves(f"{prefix}.{key}" if prefix else key, sub)
+        elif value is None:
+            lines.append(f"{prefix} removed")
+        else:
+            lines.append(f"{prefix} = {json.dumps(value, ensure_ascii=False)}")
+
+    for table, label in (("players", "player"), ("entities", "entity")):
+        for name, sub in (patch.get(table) or {}).items():
+            if sub is None:
+                lines.append(f"{label} {name} removed")
+            elif type(sub) is dict and sub:
+                before = len(lines)
+                leaves("", sub)
+                lines[before:] = [f"{label} {name}: {line}" for line in lines[before:]]
+            else:
+                lines.append(f"{label} {name} = {json.dumps(sub, ensure_ascii=False)}")
+    if not lines:
+        return ["(nothing visible)"]
+    if len(lines) > limit:
+        return [*lines[:limit], f"… {len(lines) - limit} more"]
+    return lines
+
+
+def _time_label(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _author_label(record: RoomChange) -> str:
+    """Who made a change: its user (linked to all their changes), else its source."""
+    if record.user_id is not None:
+        url = reverse("admin:rooms_roomchange_changelist") + f"?{USER_FILTER}={record.user_id}"
+        return format_html('<a href="{}" title="changes by this user">{}</a> ({})',
+                           url, record.username or record.user_id, record.source)
+    if record.username:
+        return f"{record.username} ({record.source})"
+    if record.player_id and record.source == "player":
+        return f"player {record.player_id}"
+    return record.get_source_display()
+
 
 
 def _live_number(room: Room, field: str) -> str:
