@@ -45,6 +45,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from bench import world
 from sync.core import bin_codec
 
 RESULT_PREFIX = "BENCH_RESULT "
@@ -95,6 +96,9 @@ class Config:
     join_timeout: float = 30.0
     encoding: str = "json"
     messages_per_second: float = 0.0
+    #: --room-type world: side of the square each room's players are spread over (0: the
+    #: density of 1,000 players on the whole world; bench/world.py)
+    world_spread: float = 0.0
 
     @property
     def idle_mode(self) -> bool:
@@ -306,6 +310,10 @@ class Client:
         self.y = 100 + (idx * 91) % 800
         self.vx = (1 + idx % 3) * (1 if idx % 2 else -1)
         self.vy = (1 + (idx // 3) % 3) * (1 if (idx // 2) % 2 else -1)
+        if cfg.room_type == world.WORLD:  # spread evenly over the room's square
+            per_room = math.ceil(cfg.client_count / cfg.room_count)
+            side = world.world_side(per_room, cfg.world_spread)
+            self.x, self.y = world.world_spot(idx // cfg.room_count, per_room, side)
 
 
 class Worker:
@@ -323,6 +331,9 @@ class Worker:
         self.in_window = False
         n = cfg.blob_bytes
         self.blob_base = ("abcdefghijklmnopqrstuvwxyz0123456789" * (2 * n // 36 + 2))[: 2 * n]
+        #: moves bounce inside 0..bound (a world room: its players' square)
+        self.bound = 1000.0 if cfg.room_type != world.WORLD else world.world_side(
+            math.ceil(cfg.client_count / cfg.room_count), cfg.world_spread)
         # counters (whole run unless named *_window)
         self.frames = self.bytes_rx = self.frames_tx = self.bytes_tx = 0
         self.gaps = self.duplicates = self.disconnects = self.tool_errors = 0
@@ -514,12 +525,13 @@ class Worker:
                 self.bytes_tx += len(data)
 
     def make_move(self, c: Client, seq: int) -> dict[str, Any]:
+        bound = self.bound
         x = c.x + c.vx
-        if not 0 <= x <= 1000:
+        if not 0 <= x <= bound:
             c.vx = -c.vx
             x = c.x + c.vx
         y = c.y + c.vy
-        if not 0 <= y <= 1000:
+        if not 0 <= y <= bound:
             c.vy = -c.vy
             y = c.y + c.vy
         c.x, c.y = x, y
@@ -886,8 +898,10 @@ async def coordinate(cfg: Config, conns: list[Any]) -> dict[str, Any]:
         conn.send({"kind": "go", "t0": t0})
     await sleep_until(t0 + cfg.warmup)
     cpu_start, machine_start = proc_cpu_seconds(cfg.pids), machine_cpu_ticks()
+    views_start = await asyncio.to_thread(world.view_counters, cfg.url)
     await sleep_until(t0 + cfg.warmup + cfg.duration)
     cpu_end, machine_end = proc_cpu_seconds(cfg.pids), machine_cpu_ticks()
+    views_end = await asyncio.to_thread(world.view_counters, cfg.url)
     rss_end = proc_rss_bytes(cfg.pids)
 
     drained = await gather_from(conns, "drained")
@@ -916,6 +930,12 @@ async def coordinate(cfg: Config, conns: list[Any]) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "busy_pct": rounded(machine_busy * 100, 1) if machine_busy is not None else None,
     }
+    result["views"] = world.views_report(views_start, views_end)
+    if cfg.room_type == world.WORLD:
+        # a member's mirror is its view (its neighbours), not the spectator's whole room,
+        # and an update reaches its sender's neighbours only: neither check applies
+        result["all_converged"] = None
+        result["delivery_ratio"] = None
     return result
 
 
@@ -1069,6 +1089,8 @@ def run(cfg: Config) -> dict[str, Any]:
     raise_open_files_limit()
     ctx = multiprocessing.get_context("spawn")
     procs = max(1, min(cfg.procs, cfg.client_count))
+    if cfg.room_type == world.WORLD:
+        world.create_world_rooms(cfg.url, [cfg.room_id(i) for i in range(cfg.room_count)])
     cfg = Config(**{**asdict(cfg), "procs": procs})
     conns, workers = [], []
     for w in range(procs):
@@ -1176,8 +1198,15 @@ def table(result: dict[str, Any]) -> str:
         f"(busiest proc {fmt(tool['max_proc_cpu_pct'], ' %')})   machine busy "
         f"{fmt(result['machine']['busy_pct'], ' %')} of {result['machine']['cores']} cores",
         f"  rooms converged     {result['rooms_converged']}/{result['rooms_total']}"
+        + ("" if result["all_converged"] is not None else " (views: not compared)")
         + ("" if result["quiet_at_end"] else "  (traffic still arriving at the end)"),
     ]
+    views = result.get("views")
+    if views:
+        lines.append(
+            f"  views               {fmt(views['encodings_per_flush'])} encodings per flush for "
+            f"{fmt(views['members_per_flush'])} members ({fmt(views['members_per_encoding'])} "
+            f"members per encoding, {fmt(views['flushes'])} flushes)")
     if result["idle"]:
         idle = result["idle"]
         lines.append(
@@ -1229,7 +1258,8 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--room-type",
         default="freeform",
-        help="hint only, recorded in the report (rooms are auto-created)",
+        help="recorded in the report (rooms are auto-created); 'world' makes the rooms"
+        " world rooms first (via /world/<roomId>/) and spreads their players evenly",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds sent before measuring")
@@ -1264,6 +1294,13 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="MESSAGEs (kind bench.ping) per second per client, relayed to the room as EVENTs",
+    )
+    parser.add_argument(
+        "--world-spread",
+        type=float,
+        default=0.0,
+        help="--room-type world: side of the square a room's players are spread over "
+        "(default: the density of 1,000 players on the 10,000-unit world)",
     )
 
 
@@ -1306,6 +1343,7 @@ def main(argv: list[str] | None = None) -> int:
         connect_concurrency=args.connect_concurrency,
         encoding=args.encoding,
         messages_per_second=args.messages_per_second,
+        world_spread=args.world_spread,
     )
     result = run(cfg)
     line = orjson.dumps(result).decode()
