@@ -12,7 +12,9 @@ highest passing rate (its capacity on this machine).
 
 Prints a table per step and, as the last line, ``BENCH_CLUSTER {...}``.
 Only ever starts servers on 127.0.0.1 and flushes only the Redis database
-given (DB 12 by default, never 0).
+given (DB 12 by default, never 0), or a Redis Cluster on this machine (its
+primaries). Every row also gives Redis's CPU (``INFO cpu`` of every primary) and
+its CPU seconds per 1,000 script calls (the writes, ``INFO commandstats``).
 """
 
 from __future__ import annotations
@@ -46,14 +48,58 @@ from bench.load import parse_result, raise_open_files_limit
 RESULT_PREFIX = "BENCH_CLUSTER "
 
 
+def is_cluster(redis_url: str) -> bool:
+    with redis.Redis.from_url(redis_url, socket_timeout=2) as probe:
+        info: Any = probe.info("cluster")
+    return bool(info.get("cluster_enabled"))
+
+
+def primaries(redis_url: str) -> list[redis.Redis]:
+    """A client per primary: the one server, or every primary of a Redis Cluster."""
+    if not is_cluster(redis_url):
+        return [redis.Redis.from_url(redis_url, socket_timeout=5)]
+    with redis.RedisCluster.from_url(redis_url, socket_timeout=5) as cluster:
+        nodes = [(n.host, int(n.port)) for n in cluster.get_primaries()]
+    return [redis.Redis(host=host, port=port, socket_timeout=5) for host, port in nodes]
+
+
 def flush(redis_url: str) -> None:
-    if (urlsplit(redis_url).path or "/0").strip("/") in ("", "0"):
+    """Empty the bench's Redis: its database, or every primary of a cluster whose nodes
+    are all on this machine (a cluster has database 0 only)."""
+    cluster = is_cluster(redis_url)
+    if not cluster and (urlsplit(redis_url).path or "/0").strip("/") in ("", "0"):
         raise SystemExit("refusing to flush Redis database 0: pass --redis-url …/<n>")
-    client = redis.Redis.from_url(redis_url)
+    nodes = primaries(redis_url)
     try:
-        client.flushdb()
+        for node in nodes:
+            if not cluster:
+                node.flushdb()
+                continue
+            host = node.connection_pool.connection_kwargs.get("host")
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                raise SystemExit(f"refusing to flush a cluster node on {host}")
+            node.flushall()
     finally:
-        client.close()
+        for node in nodes:
+            node.close()
+
+
+def redis_usage(redis_url: str) -> tuple[float, int, int]:
+    """(CPU seconds, script calls, commands) Redis has used so far, over every primary
+    (``INFO cpu`` user + sys, ``INFO commandstats``: EVALSHA calls are the writes)."""
+    cpu, scripts, commands = 0.0, 0, 0
+    nodes = primaries(redis_url)
+    try:
+        for node in nodes:
+            used: Any = node.info("cpu")
+            stats: Any = node.info("commandstats")
+            cpu += float(used["used_cpu_user"]) + float(used["used_cpu_sys"])
+            scripts += int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+            commands += sum(int(v.get("calls", 0)) for v in stats.values())
+    finally:
+        for node in nodes:
+            node.close()
+    return cpu, scripts, commands
 
 
 def start(
@@ -98,6 +144,7 @@ def step(count: int, rate: float, args: argparse.Namespace, workdir: Path) -> di
     flush(args.redis_url)
     started = start(count, args, workdir)
     try:
+        before = redis_usage(args.redis_url), time.monotonic()
         stamp = int(time.time()) % 1_000_000
         with ThreadPoolExecutor(count) as pool:
             futures = [
@@ -106,10 +153,22 @@ def step(count: int, rate: float, args: argparse.Namespace, workdir: Path) -> di
                 for n, (proc, port) in enumerate(started)
             ]
             results = [f.result() for f in futures]
+        after = redis_usage(args.redis_url), time.monotonic()
     finally:
         for proc, _ in started:
             stop(proc)
-    return summarize(count, rate, results, args)
+    row = summarize(count, rate, results, args)
+    (cpu0, scripts0, commands0), t0 = before
+    (cpu1, scripts1, commands1), t1 = after
+    writes = scripts1 - scripts0
+    row["redis"] = {
+        "primaries": len(primaries(args.redis_url)),
+        "cpu_pct": round((cpu1 - cpu0) / (t1 - t0) * 100, 1),
+        "script_calls": writes,
+        "commands": commands1 - commands0,
+        "cpu_s_per_1000_writes": round((cpu1 - cpu0) / writes * 1000, 4) if writes else None,
+    }
+    return row
 
 
 def summarize(count: int, rate: float, results: list[dict[str, Any]],
@@ -148,6 +207,8 @@ def line(row: dict[str, Any]) -> str:
         f"p50 {ms(row['p50_ms'])} ms  p99 {ms(row['p99_ms'])} ms  gaps {row['gaps']}  "
         f"conv {row['rooms_converged']}  cpu {ms(row['server_cpu_pct'])} %  "
         f"tool {row['tool_cpu_pct']:.0f} %  busy {row['machine_busy_pct']:.0f} %  "
+        f"redis {row['redis']['primaries']}× {row['redis']['cpu_pct']:.0f} % "
+        f"({row['redis']['cpu_s_per_1000_writes']} s/1000 writes)  "
         f"{'PASS' if row['passed'] else 'fail'}"
     )
 
@@ -166,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="bench.load worker processes per server process")
     parser.add_argument("--p99-ms", type=float, default=100.0)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12",
-                        help="flushed before every step")
+                        help="flushed before every step; a node of a Redis Cluster (all on "
+                             "this machine) works too: its primaries are flushed and measured")
     parser.add_argument("--rate-limit", type=int, default=1000)
     parser.add_argument("--persistence", action="store_true",
                         help="keep database persistence on (SQLite in a temp dir)")

@@ -44,13 +44,10 @@ def _flush_server_redis() -> None:
     """CI's Redis pass: live servers start from an empty Redis database, like the DB."""
     if os.environ.get("KASAGI_TEST_SERVER_REDIS") != "1":
         return
-    import redis
-
     from tests.live import SERVER_REDIS_URL
+    from tests.redis.local_cluster import flush
 
-    url = os.environ.get("KASAGI_TEST_SERVER_REDIS_URL", SERVER_REDIS_URL)
-    with redis.Redis.from_url(url) as client:
-        client.flushdb()
+    flush(os.environ.get("KASAGI_TEST_SERVER_REDIS_URL", SERVER_REDIS_URL))  # or the cluster
 
 
 @pytest.fixture(scope="session")

@@ -59,6 +59,7 @@ from ..core.room_types import get_room_type
 from ..directory import Identity, RoomConfig, RoomDirectory, RoomSnapshot
 from ..hub import Hub, RoomFanout
 from ..tokens import hash_token, new_player_id, new_token
+from . import redis_cluster
 from . import redis_keys as keys
 from .base import JoinResult, LoadedRooms, NullPersistence, Persistence, SingleFlight
 from .redis_janitor import Janitor
@@ -118,16 +119,26 @@ class RedisRoomStore(LoadedRooms):
         self.proc = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         # redis-py types its asyncio commands as ``Awaitable[T] | T`` (shared with the
         # blocking client), which no ``await`` passes: the client is Any here.
-        self.redis: Any = Redis(connection_pool=BlockingConnectionPool.from_url(
-            redis_url, max_connections=64, timeout=COMMAND_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=1.0,
-            socket_keepalive=True, retry=Retry(NoBackoff(), 0),
-        ))
-        self.scripts = Scripts(self.redis, timeout=COMMAND_TIMEOUT)
+        self.redis: Any
+        #: a Redis Cluster (``redis_cluster``): scripts and logs routed by slot
+        self.cluster = redis_cluster.is_cluster(redis_url)
+        if self.cluster:
+            self.redis = redis_cluster.cluster_client(redis_url, timeout=COMMAND_TIMEOUT)
+            self.scripts: Scripts = redis_cluster.ClusterScripts(
+                self.redis, timeout=COMMAND_TIMEOUT)
+        else:
+            self.redis = Redis(connection_pool=BlockingConnectionPool.from_url(
+                redis_url, max_connections=64, timeout=COMMAND_TIMEOUT,
+                socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=1.0,
+                socket_keepalive=True, retry=Retry(NoBackoff(), 0),
+            ))
+            self.scripts = Scripts(self.redis, timeout=COMMAND_TIMEOUT)
         # §14: the room's log is its recovery log; approximate trimming keeps at least
         # maxlen entries, and the margin covers the log's markers (T, C, X), not changes
         self.scripts.log_maxlen = recovery_log + 100
-        self.reader = LogReader(self)
+        self.reader = (redis_cluster.ClusterLogReader(self, self.scripts)
+                       if isinstance(self.scripts, redis_cluster.ClusterScripts)
+                       else LogReader(self))
         self.janitor = Janitor(self)
         self.room_code = RoomCode(self)
         self.rooms: dict[str, MirroredRoom] = {}
@@ -171,6 +182,10 @@ class RedisRoomStore(LoadedRooms):
 
     def wake(self) -> None:
         """Make the reader re-issue its XREAD (the set of rooms changed)."""
+        if isinstance(self.reader, redis_cluster.ClusterLogReader):
+            self.reader.wake()  # a reader per room, woken in this process
+            return
+
         async def wake() -> None:
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.xadd(keys.wake_key(self.proc), {"w": 1}, maxlen=10)
@@ -652,11 +667,13 @@ class RedisRoomStore(LoadedRooms):
         live = self.rooms.get(room_id)
         return live.epoch if live is not None else None
 
-    async def fetch_epoch(self, room_id: str) -> str | None:
+    async def fetch_epoch(self, room_id: str, *, replace: str | None = None) -> str | None:
         """The room's epoch from its meta hash. A room seeded without one (Redis had lost
         it: its state came back from a snapshot or a mirror, versions may repeat) gets a
-        new one there, first process wins; None when Redis has no such room."""
-        reply = await self.scripts.room("epoch", room_id, new_epoch())
+        new one there, first process wins; so does a room whose epoch is still
+        ``replace`` (state may have been lost since: a cluster fail-over, Redis behind
+        a mirror). None when Redis has no such room."""
+        reply = await self.scripts.room("epoch", room_id, new_epoch(), replace or "")
         return text(reply[1]) if reply[0] is Reply.OK else None
 
     async def recent_changes(self, room_id: str, since: int) -> list[Change] | None:

@@ -162,9 +162,12 @@ class LogReader:
         del store.local[room_id, player_id]
         store.detach(room_id, local.connection, "resumed")
 
-    async def reload(self, room_id: str, live: MirroredRoom) -> None:
-        """Rebuild the mirror from Redis and send FULL_STATE to local members."""
+    async def reload(self, room_id: str, live: MirroredRoom, *, lost: bool = False) -> None:
+        """Rebuild the mirror from Redis and send FULL_STATE to local members. The room
+        gets a new epoch (§14) when Redis is behind the mirror (it lost changes this
+        process applied) or ``lost`` says it may have (its cluster primary failed)."""
         store = self.store
+        applied, known = live.room.version, live.epoch
         reply = await store.scripts.room("load", room_id)
         if reply[0] is Reply.CLOSED:
             store.room_closed(room_id, live)
@@ -183,7 +186,9 @@ class LogReader:
                 meta.initial = mirror.meta[pid].initial
                 mirror.meta[pid] = meta
         live.room, live.stream_id, live.stale = mirror, last_id, False
-        live.epoch = await store.fetch_epoch(room_id)  # §14: new if it was just re-seeded
+        lost = lost or mirror.version < applied
+        # §14: new if it was just re-seeded, or if state may have been lost
+        live.epoch = await store.fetch_epoch(room_id, replace=known if lost else None)
         live.recent.clear()
         live.release_all()
         if live.snapshot_duty:
@@ -198,19 +203,7 @@ class LogReader:
         await store.redis.ping()
         await store.janitor.heartbeat()
         for room_id, live in list(store.rooms.items()):
-            reply = await store.scripts.room("load", room_id)
-            if reply[0] is Reply.MISSING:
-                await store.seed(room_id, live.room)
-            for (rid, pid), local in list(store.local.items()):
-                if rid != room_id:
-                    continue
-                claimed = await store.claim(room_id, pid, local, force=True)
-                if claimed[0] is Reply.ABSENT:
-                    # Seeded by a process that never saw this player: join it back as it was.
-                    player = live.room.players.get(pid) or {}
-                    await store.commit_join(room_id, live, pid, player, local)
-            live.stale = True
-            await self.reload(room_id, live)
+            await self.recover_room(room_id, live)
         # Players whose sockets closed while Redis was away start their grace now.
         players_key = keys.proc_players_key(store.proc)
         for raw in await store.redis.smembers(players_key):
@@ -223,3 +216,21 @@ class LogReader:
         self.recover_needed = False
         store.healthy = True
         logger.warning("redis reachable again; %d rooms resynchronised", len(store.rooms))
+
+    async def recover_room(self, room_id: str, live: MirroredRoom, *, lost: bool = False) -> None:
+        """One room after its Redis was away: re-seed it if Redis lost it, reclaim this
+        process's players in it, reload it (``lost``: a new epoch, see ``reload``)."""
+        store = self.store
+        reply = await store.scripts.room("load", room_id)
+        if reply[0] is Reply.MISSING:
+            await store.seed(room_id, live.room)
+        for (rid, pid), local in list(store.local.items()):
+            if rid != room_id:
+                continue
+            claimed = await store.claim(room_id, pid, local, force=True)
+            if claimed[0] is Reply.ABSENT:
+                # Seeded by a process that never saw this player: join it back as it was.
+                player = live.room.players.get(pid) or {}
+                await store.commit_join(room_id, live, pid, player, local)
+        live.stale = True
+        await self.reload(room_id, live, lost=lost)

@@ -13,18 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.live import LiveServer, free_port
+from tests.redis.local_cluster import flush
 from tests.services import need_redis
 
 
 @pytest.fixture
 def redis_url() -> str:
-    """The test Redis database (DB 9 by default), flushed."""
-    import redis
-
+    """The test Redis database (DB 9 by default), flushed (every primary of a cluster)."""
     url = need_redis()
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
+    flush(url)
     return url
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from tests.e2e.test_protocol import replay
 from tests.live import ROOT, LiveServer, free_port
+from tests.redis.local_cluster import flush, is_cluster
 from tests.services import REQUIRE_SERVICES, need_redis
 from tests.wsclient import Conn
 
@@ -104,12 +105,10 @@ class Nginx:
 
 @pytest.fixture
 def redis_db13() -> str:
-    import redis
-
-    url = urlparse(need_redis())._replace(path=f"/{REDIS_DB}").geturl()
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
+    url = need_redis()
+    if not is_cluster(url):  # a cluster has database 0 only
+        url = urlparse(url)._replace(path=f"/{REDIS_DB}").geturl()
+    flush(url)
     return url
 
 
