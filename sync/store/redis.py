@@ -62,6 +62,7 @@ from ..tokens import hash_token, new_player_id, new_token
 from . import redis_cluster
 from . import redis_keys as keys
 from .base import JoinResult, LoadedRooms, NullPersistence, Persistence, SingleFlight
+from .redis_docs import RedisDocumentMethods, RedisDocuments
 from .redis_janitor import Janitor
 from .redis_mirror import UNLIMITED, MirroredRoom, MirrorRoom, change_of, seed_args_of
 from .redis_reader import READ_BLOCK_MS, LogReader
@@ -91,7 +92,7 @@ class LocalPlayer:
     token_hash: str
 
 
-class RedisRoomStore(LoadedRooms):
+class RedisRoomStore(LoadedRooms, RedisDocumentMethods):
     """The ``RoomStore`` whose state of record is in Redis (see the module docstring)."""
 
     def __init__(
@@ -141,6 +142,8 @@ class RedisRoomStore(LoadedRooms):
                        else LogReader(self))
         self.janitor = Janitor(self)
         self.room_code = RoomCode(self)
+        #: §16: the loaded rooms' documents (``redis_docs``)
+        self.documents = RedisDocuments(self)
         self.rooms: dict[str, MirroredRoom] = {}
         self.closed: set[str] = set()
         #: players whose socket is on this process
@@ -171,6 +174,7 @@ class RedisRoomStore(LoadedRooms):
         self.stopping = True
         with contextlib.suppress(RedisError, OSError):
             await self.room_code.release_all()
+        await self.documents.stop()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -287,6 +291,7 @@ class RedisRoomStore(LoadedRooms):
             return self.rooms[room_id]
         live = self.rooms[room_id] = MirroredRoom(config, mirror, last_id, epoch=epoch)
         self.wake()
+        await self.documents.load(room_id)
         if mirror.room_type.has_code():
             await self.room_code.claim(room_id)  # at once, not at the janitor's next round
         return live
@@ -658,8 +663,10 @@ class RedisRoomStore(LoadedRooms):
 
     def fanout(self, room_id: str) -> RoomFanout:
         live = self._live(room_id)
-        return self.hub.room(room_id, lambda: self._state(room_id), lambda: self.epoch(room_id),
-                             room_type=live.room.room_type)
+        fanout = self.hub.room(room_id, lambda: self._state(room_id),
+                               lambda: self.epoch(room_id), room_type=live.room.room_type)
+        fanout.docs_source = lambda: self.documents.ids(room_id)
+        return fanout
 
     # -- recovery by version (§14) ------------------------------------------------
 

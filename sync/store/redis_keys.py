@@ -72,6 +72,16 @@ def code_key(room_id: str) -> str:
     return f"{_ROOM}{room_id}}}:code"
 
 
+def docs_key(room_id: str) -> str:
+    """hash: docId → the document's compacted state (§16, a Yjs v1 update)."""
+    return f"{_ROOM}{room_id}}}:docs"
+
+
+def docpos_key(room_id: str) -> str:
+    """hash: docId → the log entry id up to which its compacted state holds every update."""
+    return f"{_ROOM}{room_id}}}:docpos"
+
+
 def turn_key(room_id: str, field: str) -> str:
     """string: the writer whose turn it is on one contended object."""
     return f"{_ROOM}{room_id}}}:turn:{field}"

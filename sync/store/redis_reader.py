@@ -120,6 +120,9 @@ class LogReader:
         if kind == b"X":
             store.room_closed(room_id, live)
             return
+        if kind == b"Y":  # a document update (§16)
+            store.documents.on_entry(room_id, fields)
+            return
         if kind in (b"E", b"M", b"R"):  # events, messages for room code, its refusals
             store.room_code.on_entry(room_id, kind, fields)
             return
@@ -186,6 +189,7 @@ class LogReader:
                 meta.initial = mirror.meta[pid].initial
                 mirror.meta[pid] = meta
         live.room, live.stream_id, live.stale = mirror, last_id, False
+        await store.documents.load(room_id)  # entries were skipped while the room was stale
         lost = lost or mirror.version < applied
         # §14: new if it was just re-seeded, or if state may have been lost
         live.epoch = await store.fetch_epoch(room_id, replace=known if lost else None)

@@ -7,7 +7,6 @@ server sends must merge into them, and what they send must merge on the server.
 from __future__ import annotations
 
 import base64
-import os
 from typing import Any
 
 import pytest
@@ -15,11 +14,7 @@ from pycrdt import Doc, Text
 
 from tests.wsclient import Conn, MsgpackConn
 
-pytestmark = [
-    pytest.mark.asyncio, pytest.mark.timeout(60),
-    pytest.mark.skipif(os.environ.get("KASAGI_TEST_SERVER_REDIS") == "1",
-                       reason="documents on the Redis store come with its own tests"),
-]
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
 
 def b64(data: bytes) -> str:

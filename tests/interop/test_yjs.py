@@ -43,10 +43,14 @@ class PycrdtPeer:
         self.answers: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self.reader = asyncio.create_task(self._read())
         self.numbers = 0
+        #: DOC_UPDATE frames received, and updates sent
+        self.received = self.sent = 0
 
     async def _read(self) -> None:
         while True:
             frame = await self.conn.recv(timeout=60)
+            if frame["type"] == "DOC_UPDATE":
+                self.received += 1
             if frame["type"] in ("DOC_UPDATE", "DOC_SYNC"):
                 self.doc.apply_update(base64.b64decode(frame["payload"]["update"]))
             if frame["type"] == "DOC_SYNC":
@@ -83,6 +87,7 @@ class PycrdtPeer:
         else:
             self.text.insert(rng.randint(0, length), "p" * rng.randint(1, 3))
         await self.send_update(self.doc.get_update(before))
+        self.sent += 1
 
 
 async def test_yjs_and_pycrdt_peers_converge(start_server, room_id):

@@ -25,6 +25,7 @@ from sync.directory import Identity, MemoryDirectory, RoomConfig
 from sync.hub import Hub
 from sync.store import redis_keys as keys
 from sync.store.redis import RedisRoomStore
+from sync.store.redis_docs import SCRIPTS as DOC_SCRIPTS
 from sync.store.redis_scripts import ROOM_SCRIPTS
 from tests.redis.local_cluster import is_cluster
 
@@ -32,14 +33,14 @@ pytestmark = pytest.mark.redis
 
 #: every key shape (docs/scaling.md's table)
 LAYOUT = [
-    re.compile(rb"kasagi:room:\{[^{}]+\}:(meta|obj|ov|init|conn|tok|bytoken|log|grace|snap|runner|fence|code)"),
+    re.compile(rb"kasagi:room:\{[^{}]+\}:(meta|obj|ov|init|conn|tok|bytoken|log|grace|snap|runner|fence|code|docs|docpos)"),
     re.compile(rb"kasagi:room:\{[^{}]+\}:turn:[pe]:.+"),
     re.compile(rb"kasagi:proc:\{[^{}]+\}(:players|:wake)?"),
     re.compile(rb"kasagi:(procs|graces)"),
 ]
 #: the scripts ``drive`` must run (the test is not vacuous)
 EXERCISED = {"commit", "join", "leave", "disconnect", "resume", "orphan", "seed", "load", "reset",
-             "close", "lease"}
+             "close", "lease", *DOC_SCRIPTS}
 #: the one multi-slot command: the reader's XREAD over its rooms' logs (docs/scaling.md)
 MULTI_SLOT = {b"XREAD"}
 _ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
@@ -137,6 +138,11 @@ async def drive(url: str, room_id: str) -> None:
                            connection=Socket())
         await a.update(room_id, one.player_id, StateUpdate(room_id, {"x": 3}))
         await a.update(room_id, one.player_id, StateUpdate(room_id, {}, entity_id="flag"))
+        # §16: a document update (a Y entry), its compaction, a clear
+        hi = b"\x01\x01\x01\x00\x04\x01\x04note\x02hi\x00"  # "hi" typed into a Y.Text
+        await a.doc_update(room_id, one.player_id, "note", hi)
+        await a.documents.compact(every=True)
+        await a.clear_document(room_id, "note")
         # A resume on another process takes the player over, then its socket closes.
         await b.activate(room_id, who=nobody, create=False)
         resumed = await b.join(room_id, {}, who=nobody, session_token=one.session_token,
@@ -185,6 +191,7 @@ async def test_every_command_and_script_stays_in_one_slot(redis_url, room_id):
     store = new_store(redis_url, MemoryDirectory(), 1)
     shas = {s.sha.encode(): name for name, s in store.scripts._room.items()}
     shas |= {s.sha.encode(): name for name, s in store.scripts._plain.items()}
+    shas |= {s.sha.encode(): name for name, s in DOC_SCRIPTS.items()}
     await store.stop()
 
     ran: set[str] = set()
@@ -217,6 +224,6 @@ async def test_every_command_and_script_stays_in_one_slot(redis_url, room_id):
     # Scripts this scenario does not reach (room code's runner, recovery's ``since``) are
     # checked all the same whenever a test here makes them run.
     assert not EXERCISED - ran, f"not exercised: {EXERCISED - ran}"
-    assert not EXERCISED - {*ROOM_SCRIPTS, "lease"}, "a script was renamed"
+    assert not EXERCISED - {*ROOM_SCRIPTS, "lease", *DOC_SCRIPTS}, "a script was renamed"
     undocumented = [k for k in seen_keys if not any(p.fullmatch(k) for p in LAYOUT)]
     assert not undocumented, f"keys outside the documented layout: {undocumented}"
