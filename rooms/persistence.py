@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.contrib.auth import get_user_model
 from django.db import (
     DatabaseError,
@@ -48,6 +49,7 @@ from django.db import (
     IntegrityError,
     close_old_connections,
     connections,
+    router,
     transaction,
 )
 from django.db.models import F, Window
@@ -232,6 +234,40 @@ def _prune(room_pks: list[int], *, kept: int) -> None:
         RoomSnapshot.objects.filter(pk__in=doomed).delete()
 
 
+#: RoomChange's columns, in the order ``_write_history`` builds its rows
+CHANGE_COLUMNS = ("room_id", "version", "base_version", "kind", "player_id", "user_id",
+                  "username", "source", "patch", "timestamp")
+
+
+def _insert_changes(rows: list[tuple[Any, ...]]) -> None:
+    """Insert history rows, skipping any (room, version) already stored.
+
+    On PostgreSQL and SQLite this is what ``bulk_create(ignore_conflicts=True)``
+    sends, as one ``executemany`` of ``INSERT … ON CONFLICT DO NOTHING`` with the
+    patches serialized by orjson: the ORM's per-field preparation cost ~37 µs a
+    row (0.3 s of CPU, with the GIL, for the 8,000 changes a second of workload
+    C); this costs a tenth of that. Other databases get ``bulk_create``.
+    """
+    connection = connections[router.db_for_write(RoomChange)]
+    vendor = connection.vendor
+    if vendor not in ("postgresql", "sqlite"):
+        RoomChange.objects.bulk_create(
+            [RoomChange(**dict(zip(CHANGE_COLUMNS, row, strict=True))) for row in rows],
+            ignore_conflicts=True, batch_size=500)
+        return
+    quote = connection.ops.quote_name
+    values = ", ".join("%s::jsonb" if column == "patch" and vendor == "postgresql" else "%s"
+                       for column in CHANGE_COLUMNS)
+    sql = (
+        f"INSERT INTO {quote(RoomChange._meta.db_table)} "
+        f"({', '.join(quote(column) for column in CHANGE_COLUMNS)}) VALUES ({values}) "
+        f"ON CONFLICT ({quote('room_id')}, {quote('version')}) DO NOTHING"
+    )
+    params = [(*row[:8], orjson.dumps(row[8]).decode(), row[9]) for row in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 def _write_history(
     changes: list[ChangeWrite], pks: dict[str, int], *, kept: int, floors: dict[int, int],
 ) -> None:
@@ -242,7 +278,7 @@ def _write_history(
     known = set(
         get_user_model().objects.filter(pk__in=users).values_list("pk", flat=True)
     ) if users else set()
-    rows: dict[tuple[int, int], RoomChange] = {}
+    rows: dict[tuple[int, int], tuple[Any, ...]] = {}
     newest: dict[int, int] = {}
     for write in changes:
         room_pk = pks.get(write.room_id)
@@ -252,18 +288,16 @@ def _write_history(
         key = (room_pk, change.version)
         if key in rows:
             continue
-        user_id = author.user_id if author.user_id in known else None
-        rows[key] = RoomChange(
-            room_id=room_pk, version=change.version, base_version=change.base_version,
-            kind=history_kind(change, author).value,
-            player_id=change.player_id or author.player_id,
-            user_id=user_id, username=author.username, source=author.source.value,
-            patch=change.patch, timestamp=write.at_ms,
+        rows[key] = (
+            room_pk, change.version, change.base_version, history_kind(change, author).value,
+            change.player_id or author.player_id,
+            author.user_id if author.user_id in known else None, author.username,
+            author.source.value, change.patch, write.at_ms,
         )
         newest[room_pk] = max(newest.get(room_pk, 0), change.version)
     if not rows:
         return
-    RoomChange.objects.bulk_create(list(rows.values()), ignore_conflicts=True, batch_size=500)
+    _insert_changes(list(rows.values()))
     margin = history.prune_margin(kept)
     for room_pk, last in newest.items():
         first = floors.get(room_pk)
