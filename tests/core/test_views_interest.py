@@ -1,6 +1,7 @@
 """Value-dependent views (§13): places decide what each member sees.
 
-For random rooms of a small grid world and of a team game, random members and
+For random rooms of the ``world`` room type (and of a 4 × 4-cell world), of a
+team game, random members and
 random changes (moves across cells, private fields, team changes, entities
 gaining or losing a position or a team), every member's frames rebuild exactly
 its view (``view_state``) at every version it reaches, its chain is gapless,
@@ -70,7 +71,8 @@ class TeamsRoomType(RoomType):
 
 SMALL = SmallWorld()
 TEAMS = TeamsRoomType()
-RULES = {"world": SMALL, "teams": TEAMS}
+WORLD = WorldRoomType()
+RULES = {"small-world": SMALL, "world": WORLD, "teams": TEAMS}
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -153,16 +155,18 @@ def apply_op(room: Room, op: tuple) -> Any:
     kind = op[0]
     player_id = f"p{op[1]}" if len(op) > 1 else ""
     present = room.has_player(player_id)
+    # positions are drawn on a 40-unit plane, scaled to the room type's
+    scale = room.room_type.size / 40 if isinstance(room.room_type, WorldRoomType) else 1
     if kind == "join" and not present:
-        fields = {"x": op[2], "y": op[3], "_s": op[1]}
+        fields = {"x": op[2] * scale, "y": op[3] * scale, "_s": op[1]}
         if op[4] is not None:
             fields["team"] = op[4]
         return room.join(player_id, fields, now=0)
     if kind == "move" and present:
         obj = room.players[player_id]
         size = room.room_type.size if isinstance(room.room_type, WorldRoomType) else 40
-        x = min(max(obj.get("x", 0) + op[2], 0), size)
-        y = min(max(obj.get("y", 0) + op[3], 0), size)
+        x = min(max(obj.get("x", 0) + op[2] * scale, 0), size)
+        y = min(max(obj.get("y", 0) + op[3] * scale, 0), size)
         return room.update_player(player_id, {"x": x, "y": y}, now=0, server=True)
     if kind == "secret" and present:
         return room.update_player(player_id, {"_s": op[2] or None}, now=0, server=True)
@@ -170,7 +174,8 @@ def apply_op(room: Room, op: tuple) -> Any:
         return room.update_player(player_id, {"team": op[2]}, now=0, server=True)
     if kind == "entity":
         where = op[2]
-        patch = {"x": where[0] if where else None, "y": where[1] if where else None,
+        patch = {"x": where[0] * scale if where else None,
+                 "y": where[1] * scale if where else None,
                  "team": op[3], "v": op[4]}
         return room.update_entity(f"e{op[1]}", patch, player_id=None)
     if kind == "drop" and f"e{op[1]}" in room.entities:
@@ -179,7 +184,7 @@ def apply_op(room: Room, op: tuple) -> Any:
     if kind == "leave" and present:
         return room.leave(player_id, LeaveReason.LEFT)
     if kind == "reset":
-        return room.reset({"entities": {"e0": {"x": 5, "y": 5, "v": 1}}})
+        return room.reset({"entities": {"e0": {"x": 5 * scale, "y": 5 * scale, "v": 1}}})
     return None
 
 
