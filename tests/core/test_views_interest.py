@@ -1,15 +1,15 @@
 """Value-dependent views (§13): places decide what each member sees.
 
-For random rooms of the ``world`` room type (and of a 4 × 4-cell world), of a
-team game, random members and
-random changes (moves across cells, private fields, team changes, entities
-gaining or losing a position or a team), every member's frames rebuild exactly
-its view (``view_state``) at every version it reaches, its chain is gapless,
-and no frame carries an object it may not see, nor the removal of one it never
-held nor saw. (A member whose own player joins or leaves in the changes it is sent gets
-a FULL_STATE right after that frame: where it stands came from or went to
-nowhere.) Then the same through the hub driven by hand, with slow members, resyncs
-and several members per cell sharing frames.
+For random rooms of the ``world`` room type (and of a 4 × 4-cell world) and of
+a team game, random members and random changes (moves across cells, private
+fields, team changes, entities gaining or losing a position or a team), every
+member's frames rebuild exactly its view (``view_state``) at every version it
+reaches, its chain is gapless, and no frame carries an object it may not see,
+nor the removal of one it never held nor saw. (A member whose own player joins
+or leaves in the changes it is sent gets a FULL_STATE right after that frame:
+where it stands came from or went to nowhere.) Then the same through the hub
+driven by hand, with slow members, resyncs and several members per cell
+sharing frames.
 """
 
 from __future__ import annotations
