@@ -34,6 +34,42 @@ export const KIND_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** Join errors after which an automatic re-join is tried again rather than given up. */
 const TRANSIENT_CODES = new Set(["RATE_LIMITED", "INTERNAL"]);
 
+/**
+ * Bytes as standard padded base64 (the JSON form of §16's binary fields).
+ *
+ * @param {Uint8Array} bytes
+ */
+export function toBase64(bytes) {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}
+
+/**
+ * A binary field as received: base64 (JSON) or bytes (bin1), as a Uint8Array.
+ *
+ * @param {unknown} value
+ * @returns {Uint8Array | null}
+ */
+export function fromBinary(value) {
+  if (value instanceof Uint8Array) {
+    return value;
+  }
+  if (value instanceof ArrayBuffer) {
+    return new Uint8Array(value);
+  }
+  if (typeof value !== "string") {
+    return null;
+  }
+  try {
+    return Uint8Array.from(atob(value), (char) => char.charCodeAt(0));
+  } catch {
+    return null;
+  }
+}
+
 const WS_OPEN = 1;
 const REDACTED = "<redacted>";
 const RESYNC_RETRY_MS = 1000;
@@ -1146,6 +1182,79 @@ export class KasagiClient {
     return requestId;
   }
 
+  /* ---------------- documents (§16) ---------------- */
+
+  /**
+   * DOC_SYNC: send this client's Yjs state vector of a document; the answer
+   * comes as a `doc` event of type `sync` (what this client lacks, and the
+   * server's vector). Spectators may sync. Returns the requestId, or null when
+   * not in the room right now (sync again on the next `joined`).
+   *
+   * @param {string} docId
+   * @param {Uint8Array} stateVector
+   * @returns {string | null}
+   */
+  docSync(docId, stateVector) {
+    return this.#sendDoc("DOC_SYNC", { docId, stateVector: this.#binary(stateVector) });
+  }
+
+  /**
+   * DOC_UPDATE: a Yjs v1 update of a document (the server relays it to the
+   * others). Returns the requestId, or null when it could not be sent (not in
+   * the room right now, a spectator): the next DOC_SYNC exchange repairs it.
+   *
+   * @param {string} docId
+   * @param {Uint8Array} update
+   * @returns {string | null}
+   */
+  docUpdate(docId, update) {
+    if (this.#room?.spectate) {
+      return null;
+    }
+    return this.#sendDoc("DOC_UPDATE", { docId, update: this.#binary(update) });
+  }
+
+  /** The room's documents, as the last FULL_STATE listed them (`payload.docs`). */
+  get docs() {
+    return this.#docs;
+  }
+
+  #docs = [];
+
+  #binary(bytes) {
+    return this.#bin1 ? bytes : toBase64(bytes);
+  }
+
+  #sendDoc(type, payload) {
+    if (typeof payload.docId !== "string" || !ID_PATTERN.test(payload.docId)) {
+      throw new TypeError(`bad docId ${JSON.stringify(payload.docId)}`);
+    }
+    if (!this.#room || !this.#room.live || !this.#isOpen) {
+      return null;
+    }
+    const requestId = this.#requestId();
+    this.#send({ type, roomId: this.#room.roomId, payload, requestId });
+    return requestId;
+  }
+
+  /** @param {Envelope} msg */
+  #onDoc(msg) {
+    const payload = isPlainObject(msg.payload) ? msg.payload : {};
+    const update = fromBinary(payload.update);
+    if (!this.#room || msg.roomId !== this.#room.roomId || typeof payload.docId !== "string"
+        || update === null) {
+      return;
+    }
+    this.#emit("doc", {
+      type: msg.type === "DOC_SYNC" ? "sync" : "update",
+      docId: payload.docId,
+      update,
+      stateVector: fromBinary(payload.stateVector),
+      from: typeof payload.from === "string" ? payload.from : null,
+      requestId: msg.requestId ?? null,
+    });
+  }
+
   /**
    * Ask for a fresh FULL_STATE. Resolves with the new mirror.
    *
@@ -1249,6 +1358,8 @@ export class KasagiClient {
     PONG: this.#onPong,
     ERROR: this.#onError,
     EVENT: this.#onEvent,
+    DOC_SYNC: this.#onDoc,
+    DOC_UPDATE: this.#onDoc,
   };
 
   /** @param {Envelope} msg */
@@ -1264,6 +1375,7 @@ export class KasagiClient {
     this.#playerId = payload.playerId ?? null;
     this.#resumed = payload.resumed === true;
     this.#epoch = typeof payload.epoch === "string" ? payload.epoch : null;
+    this.#docs = Array.isArray(payload.docs) ? payload.docs : [];
     this.#recoveryBarrier = null;
     if (typeof payload.sessionToken === "string" && payload.sessionToken) {
       this.#saveToken(room.roomId, payload.sessionToken);

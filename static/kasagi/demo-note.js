@@ -1,162 +1,214 @@
 /**
- * The shared note of the room page: a textarea bound to the note's CRDT
- * (`demo-note-crdt.js`, the entity `entities.note`), with the other
- * players' text cursors drawn in it.
+ * The shared note of the room page: a textarea bound to a Y.Text (the room's
+ * document `note`, §16, kept in sync by `KasagiDoc`), with the other players'
+ * text cursors drawn under it.
  *
- * Local typing goes into the CRDT at once and out at most once a tick (the
- * page's tick loop calls `takePatch()`). A remote change replaces the
- * textarea's text and keeps the local caret after the same character. Each
- * player's text cursor is a field of its own player object, `caret:
- * [startAnchor, endAnchor]`, the ids of the characters before the selection's
- * ends ("" for the start), so every page can place it in its own copy of the
- * text; it disappears with the player.
+ * Typing: each input event becomes one Yjs transaction (the one range that
+ * changed, found on code points so an emoji is never cut in two), sent at once
+ * as DOC_UPDATE. Remote changes: the textarea gets the new text and the local
+ * selection is moved through the change's delta, so it stays after the same
+ * characters. Two pages typing at the same place keep every keystroke: that is
+ * the CRDT's job, not ours.
+ *
+ * Cursors are presence, not state: a page sends its selection as a §11 MESSAGE
+ * `doc.cursor` (relayed as EVENT to the others) with both ends as Yjs relative
+ * positions (base64), when it changes and every 10 s while the note has focus;
+ * `null` when it loses focus. A cursor not refreshed for 30 s, or whose player
+ * left the room, disappears: a closed page's cursor goes within 30 s.
  *
  * @module kasagi/demo-note
  */
 
-import { NoteCrdt } from "./demo-note-crdt.js";
-import { diffRange, mapIndex } from "./demo-text.js";
+import { fromBinary, toBase64 } from "./client.js";
+import { KasagiDoc, Y } from "./documents.js";
+import { diffRange } from "./demo-text.js";
 
-export const NOTE_ENTITY = "note";
+export const NOTE_DOC = "note";
+export const CURSOR_KIND = "doc.cursor";
+const CURSOR_REFRESH_MS = 10_000;
+const CURSOR_TTL_MS = 30_000;
 
 /**
- * Code points in `text` before the UTF-16 offset `offset` (textarea
- * selections count UTF-16 units, the note counts characters).
+ * UTF-16 offsets of the one range of code points that changed.
  *
- * @param {string} text
- * @param {number} offset
+ * @param {string} before
+ * @param {string} after
+ * @returns {{start: number, removed: number, inserted: string} | null}
  */
-function toChars(text, offset) {
-  return Array.from(text.slice(0, offset)).length;
+export function textChange(before, after) {
+  const a = Array.from(before);
+  const b = Array.from(after);
+  const change = diffRange(a, b);
+  if (change === null) {
+    return null;
+  }
+  const start = a.slice(0, change.start).join("").length;
+  const removed = a.slice(change.start, change.endBefore).join("").length;
+  return { start, removed, inserted: b.slice(change.start, change.endAfter).join("") };
 }
 
 /**
- * The UTF-16 offset of the `count`-th character of `text`.
+ * Where a UTF-16 offset is after a Y.Text delta: text inserted before it pushes
+ * it on (at it: it stays before the new text), text deleted before it pulls it
+ * back.
  *
- * @param {string} text
- * @param {number} count
+ * @param {number} index
+ * @param {Array<{retain?: number, insert?: string, delete?: number}>} delta
  */
-function toOffset(text, count) {
-  let offset = 0;
-  let seen = 0;
-  for (const char of text) {
-    if (seen === count) {
+export function mapThroughDelta(index, delta) {
+  let old = 0; // position in the text before the change
+  let shift = 0;
+  for (const op of delta) {
+    if (old > index) {
       break;
     }
-    offset += char.length;
-    seen += 1;
+    if (op.retain) {
+      old += op.retain;
+    } else if (typeof op.insert === "string") {
+      if (old < index) {
+        shift += op.insert.length;
+      }
+    } else if (op.delete) {
+      if (old < index) {
+        shift -= Math.min(op.delete, index - old);
+      }
+      old += op.delete;
+    }
   }
-  return offset;
+  return index + shift;
 }
 
 export class SharedNote {
   /**
    * @param {{textarea: HTMLTextAreaElement, backdrop: HTMLElement, meta: HTMLElement}} elements
-   * @param {{readOnly: boolean}} options
+   * @param {{readOnly: boolean, client: import("./client.js").KasagiClient}} options
    */
-  constructor({ textarea, backdrop, meta }, { readOnly }) {
+  constructor({ textarea, backdrop, meta }, { readOnly, client }) {
     this.textarea = textarea;
     this.backdrop = backdrop;
     this.meta = meta;
     this.readOnly = readOnly;
-    this.crdt = new NoteCrdt();
-    /** @type {object | null | undefined} the last entity applied */
-    this.entity = undefined;
-    /** @type {string} the caret last sent, as JSON */
+    this.binding = new KasagiDoc(client, NOTE_DOC);
+    this.doc = this.binding.doc;
+    this.text = this.doc.getText("note");
+    /** @type {Map<string, {anchor: Uint8Array, head: Uint8Array, at: number}>} */
+    this.cursors = new Map();
     this.caretSent = "null";
+    this.caretSentAt = 0;
     this.caretSignature = "";
     /** @type {Map<string, string>} where each other player's caret was last drawn */
     this.caretsDrawn = new Map();
+    this.players = {};
+    this.me = null;
 
     textarea.addEventListener("input", () => {
-      if (!this.readOnly) {
-        this.crdt.edit(textarea.value);
+      if (this.readOnly) {
+        return;
+      }
+      const change = textChange(this.text.toString(), textarea.value);
+      if (change) {
+        this.doc.transact(() => {
+          if (change.removed) {
+            this.text.delete(change.start, change.removed);
+          }
+          if (change.inserted) {
+            this.text.insert(change.start, change.inserted);
+          }
+        }, this);
       }
     });
     textarea.addEventListener("scroll", () => {
       backdrop.scrollTop = textarea.scrollTop;
     });
+    this.text.observe((event, transaction) => {
+      if (transaction.origin !== this) {
+        this.applyRemote(event.delta);
+      }
+      this.meta.textContent = `Yjs document · ${this.text.length} characters`;
+      this.caretSignature = ""; // the text under the carets changed
+      this.renderCarets(this.players, this.me);
+    });
+  }
+
+  /** @param {Array<{retain?: number, insert?: string, delete?: number}>} delta */
+  applyRemote(delta) {
+    const area = this.textarea;
+    const focused = document.activeElement === area;
+    const [start, end] = [area.selectionStart, area.selectionEnd].map((offset) =>
+      mapThroughDelta(offset, delta),
+    );
+    area.value = this.text.toString();
+    if (focused) {
+      area.setSelectionRange(start, end);
+    }
   }
 
   /**
-   * The entity patch to send this tick, if the text changed locally.
+   * This page's selection for a `doc.cursor` MESSAGE when it changed (or is due
+   * for a refresh), `null` when the note lost focus, else `undefined`.
    *
-   * @param {string} playerId
-   * @param {string} playerName
-   * @returns {object | null}
+   * @param {number} [now]
    */
-  takePatch(playerId, playerName) {
-    const chars = this.readOnly ? null : this.crdt.takePatch();
-    return chars ? { chars, by: playerId, name: playerName } : null;
-  }
-
-  /** Send again what the server has not confirmed (after a refusal or a reconnect). */
-  resend() {
-    this.crdt.resend();
-  }
-
-  /**
-   * This page's text cursor when it changed since the last call (`[start,
-   * end]` anchors; `null` when the note lost focus), else `undefined`.
-   *
-   * @returns {[string, string] | null | undefined}
-   */
-  takeCaret() {
+  takeCaret(now = Date.now()) {
     const area = this.textarea;
     const focused = document.activeElement === area && !this.readOnly;
     const caret = focused
-      ? [
-          this.crdt.anchorAt(toChars(area.value, area.selectionStart)),
-          this.crdt.anchorAt(toChars(area.value, area.selectionEnd)),
-        ]
+      ? {
+          docId: NOTE_DOC,
+          anchor: this.relative(area.selectionStart),
+          head: this.relative(area.selectionEnd),
+        }
       : null;
     const json = JSON.stringify(caret);
-    if (json === this.caretSent) {
+    if (json === this.caretSent && !(caret && now - this.caretSentAt > CURSOR_REFRESH_MS)) {
       return undefined;
     }
     this.caretSent = json;
+    this.caretSentAt = now;
     return caret;
   }
 
-  /** Forget the caret last sent (a new player object may not have it). */
+  /** Send the caret again at the next tick (a new socket: the others may not have it). */
   caretUnknown() {
     this.caretSent = "";
   }
 
+  /** @param {number} index */
+  relative(index) {
+    return toBase64(Y.encodeRelativePosition(Y.createRelativePositionFromTypeIndex(this.text, index)));
+  }
+
+  /** @param {string} encoded */
+  absolute(encoded) {
+    const bytes = fromBinary(encoded);
+    if (!bytes) {
+      return null;
+    }
+    try {
+      const position = Y.createAbsolutePositionFromRelativePosition(
+        Y.decodeRelativePosition(bytes), this.doc);
+      return position && position.type === this.text ? position.index : null;
+    } catch {
+      return null;
+    }
+  }
+
   /**
-   * Follow the server's note (call on every state change; an unchanged
-   * entity costs nothing).
+   * A `doc.cursor` EVENT from another member.
    *
-   * @param {{chars?: object, name?: string} | undefined} entity
+   * @param {string | null} from
+   * @param {any} data
    */
-  applyServer(entity) {
-    if (entity === this.entity) {
+  onCursor(from, data, now = Date.now()) {
+    if (!from) {
       return;
     }
-    this.entity = entity;
-    this.meta.textContent = entity?.name ? `last edit: ${entity.name}` : "";
-    const area = this.textarea;
-    const focused = document.activeElement === area;
-    const before = area.value;
-    const anchors = [area.selectionStart, area.selectionEnd].map((offset) =>
-      this.crdt.anchorAt(toChars(before, offset)),
-    );
-    this.crdt.receive(entity);
-    const text = this.crdt.text;
-    if (text === before) {
-      return;
+    if (data === null || data?.docId !== NOTE_DOC) {
+      this.cursors.delete(from);
+    } else if (typeof data.anchor === "string" && typeof data.head === "string") {
+      this.cursors.set(from, { anchor: data.anchor, head: data.head, at: now });
     }
-    const change = diffRange(before, text);
-    const [start, end] = anchors.map((anchor, i) => {
-      const at = this.crdt.positionAfter(anchor);
-      const offset = i === 0 ? area.selectionStart : area.selectionEnd;
-      return at === null ? mapIndex(offset, change) : toOffset(text, at);
-    });
-    area.value = text;
-    if (focused) {
-      area.setSelectionRange(start, end);
-    }
-    this.caretSignature = ""; // the text under the carets changed
+    this.renderCarets(this.players, this.me);
   }
 
   /**
@@ -165,24 +217,29 @@ export class SharedNote {
    * @param {Record<string, any>} players
    * @param {string | null} me
    */
-  renderCarets(players, me) {
+  renderCarets(players, me, now = Date.now()) {
+    this.players = players ?? {};
+    this.me = me;
     const text = this.textarea.value;
     const marks = [];
-    for (const [id, player] of Object.entries(players ?? {})) {
-      const caret = player?.caret;
-      if (id === me || !Array.isArray(caret) || caret.length !== 2) {
+    for (const [id, cursor] of this.cursors) {
+      const player = this.players[id];
+      if (!player || now - cursor.at > CURSOR_TTL_MS) {
+        this.cursors.delete(id); // gone, or silent too long (its page closed)
         continue;
       }
-      const [a, b] = caret.map((anchor) =>
-        typeof anchor === "string" ? this.crdt.positionAfter(anchor) : null,
-      );
-      if (a === null || b === null) {
-        continue; // typed after characters this page has not received yet
+      if (id === me) {
+        continue;
+      }
+      const a = this.absolute(cursor.anchor);
+      const b = this.absolute(cursor.head);
+      if (a === null || b === null || text !== this.text.toString()) {
+        continue; // about characters this page has not received yet
       }
       marks.push({
         id,
-        start: toOffset(text, Math.min(a, b)),
-        end: toOffset(text, Math.max(a, b)),
+        start: Math.min(a, b),
+        end: Math.max(a, b),
         color: typeof player.color === "string" ? player.color : "#888888",
         name: String(player.playerName ?? id),
       });

@@ -2,8 +2,9 @@
  * The room page (`/rooms/<roomId>/`): the arena demo on top of the Kasagi
  * client. Your dot walks towards the pointer (or the arrow keys) at a speed
  * under the arena's limit; one STATE_UPDATE at most per server tick carries
- * the position, the pointer cursor and the note caret; the note goes as an
- * entity update in the same tick. Other players are drawn from the client's
+ * the position and the pointer cursor. The shared note is the room's Yjs
+ * document `note` (§16, `demo-note.js`); its text cursors travel as
+ * `doc.cursor` events. Other players are drawn from the client's
  * state mirror, interpolated between the deltas. With `?spectate=1` the page
  * joins as a spectator and only watches.
  *
@@ -36,7 +37,7 @@ import {
   keyDirection,
   stepToward,
 } from "./demo-motion.js";
-import { NOTE_ENTITY, SharedNote } from "./demo-note.js";
+import { CURSOR_KIND, SharedNote } from "./demo-note.js";
 import { createPanel } from "./demo-panel.js";
 import { bindProfileForm, loadProfile, tabStorage } from "./demo-profile.js";
 
@@ -62,7 +63,7 @@ const arena = new ArenaView(/** @type {HTMLCanvasElement} */ ($("arena")), size)
 const interpolator = new Interpolator({ delayMs: 2 * tickMs, stepMs: tickMs });
 const note = new SharedNote(
   { textarea: $("note"), backdrop: $("note-backdrop"), meta: $("note-meta") },
-  { readOnly: spectate },
+  { readOnly: spectate, client },
 );
 const panel = createPanel(client, { spectate });
 const game = new GameView(
@@ -139,21 +140,10 @@ function adoptServerPlayer() {
   note.caretUnknown();
 }
 
-/** Note updates recently sent, to resend them if the server refuses one. */
-const noteRequests = new Set();
-
-/** Once a tick: move, then send what changed (one note update, one player update). */
+/** Once a tick: move, then send what changed (one player update, the note's cursor). */
 function tick() {
   if (spectate || !client.playerId || !client.roomId || !position) {
     return;
-  }
-  // the note first: a caret sent with the player update may point at its new characters
-  const notePatch = note.takePatch(client.playerId, profile.playerName);
-  if (notePatch) {
-    noteRequests.add(client.updateEntity(NOTE_ENTITY, notePatch));
-    if (noteRequests.size > 50) {
-      noteRequests.delete(noteRequests.values().next().value);
-    }
   }
   const dir = keyDirection(keys);
   if (dir.x !== 0 || dir.y !== 0) {
@@ -175,8 +165,8 @@ function tick() {
     patch.cursor = pointer;
   }
   const caret = note.takeCaret();
-  if (caret !== undefined) {
-    patch.caret = caret;
+  if (caret !== undefined && client.synced) {
+    client.sendMessage(CURSOR_KIND, caret); // presence: an event, not state
   }
   if (profileChanged) {
     patch.playerName = profile.playerName;
@@ -271,7 +261,6 @@ client.on("state", ({ state, type }) => {
   if (type === "PLAYER_LEFT" || type === "FULL_STATE") {
     interpolator.retain(Object.keys(players));
   }
-  note.applyServer(state.entities?.[NOTE_ENTITY]);
   note.renderCarets(players, self);
   game.renderScores(players, self);
 });
@@ -283,6 +272,8 @@ client.on("event", ({ kind, data, from }) => {
     if (emoji && from) {
       game.bubbles.show(from, emoji, now);
     }
+  } else if (kind === CURSOR_KIND) {
+    note.onCursor(from, data);
   } else if (kind === COIN_TAKEN) {
     // the change that took the coin is already in the mirror (§11 order)
     const text = coinTakenText(data, client.state?.players, client.playerId);
@@ -299,7 +290,7 @@ client.on("joined", ({ self, resumed }) => {
   showBanner("");
   root.dataset.playerId = client.playerId ?? "";
   root.dataset.resumed = String(Boolean(resumed));
-  note.resend(); // what the server had not confirmed may have been lost with the old socket
+  note.caretUnknown(); // the note itself syncs on every join (KasagiDoc)
   if (position === null || !resumed) {
     adoptServerPlayer();
   }
@@ -322,12 +313,8 @@ client.on("error", (error) => {
   if (emoteRequests.has(error.requestId)) {
     return; // an emote refused (rate limit...): nothing to repair
   }
-  if (noteRequests.has(error.requestId)) {
-    if (error.code === "PAYLOAD_TOO_LARGE") {
-      showBanner("The shared note has reached the room's size limit: new typing is not saved.");
-    } else {
-      note.resend();
-    }
+  if (error.code === "PAYLOAD_TOO_LARGE" && note.binding.synced) {
+    showBanner("The shared note has reached the room's size limit: new typing is not saved.");
   } else if (error.code === "INVALID_UPDATE" || error.code === "RATE_LIMITED") {
     adoptServerPlayer(); // the server kept its own idea of us: walk on from there
   }
