@@ -234,7 +234,11 @@ class RoomFanout:
     ) -> None:
         """FULL_STATE at the current version; later changes start a new batch."""
         version, state = self.state_source()
-        state = view_state(self.room_type, state, member.player_id)
+        index = self.index
+        if index is not None and index.version == version:  # look the view up by place
+            state = index.view(self.room_type, state, member.player_id)
+        else:
+            state = view_state(self.room_type, state, member.player_id)
         frame = full_state_frame(
             self.room_id, version, state,
             player_id=member.player_id, session_token=member.session_token,

@@ -379,19 +379,35 @@ class InterestIndex:
 
     def _put(self, key: Key, place: Place | None) -> None:
         self.place_of[key] = place
-        if place is not None:
-            members = self.at.get(place)
-            if members is None:
-                members = self.at[place] = set()
-            members.add(key)
+        members = self.at.get(place)  # None too: the objects everyone sees
+        if members is None:
+            members = self.at[place] = set()
+        members.add(key)
 
     def _drop(self, key: Key) -> None:
         place = self.place_of.pop(key, None)
-        if place is not None:
-            members = self.at[place]
+        members = self.at.get(place)
+        if members is not None:
             members.discard(key)
             if not members:
                 del self.at[place]
+
+    def view(self, rule: ViewRule, state: JSONObject, viewer: Viewer) -> JSONObject:
+        """:func:`view_state` of ``state``, which must be the room at ``version``:
+        the objects near the viewer are looked up by place, not scanned."""
+        at = SPECTATOR if viewer is None else self.place_of.get(("players", viewer), SPECTATOR)
+        near = self.interest.near(at)
+        if near is None:
+            return rule.view_of(state, viewer)
+        doc = {k: v for k, v in state.items() if k not in SECTIONS}
+        shown: tuple[JSONObject, JSONObject] = ({}, {})
+        full = (state.get("players") or {}, state.get("entities") or {})
+        for place in (None, *near):
+            for section, oid in self.at.get(place, ()):
+                target = 0 if section == "players" else 1
+                shown[target][oid] = full[target][oid]
+        doc["players"], doc["entities"] = shown
+        return rule.view_of(doc, viewer)
 
     def advance(self, items: list[Any]) -> InterestBatch:
         """Apply ``items`` (a tick's changes, in order, starting at ``version``) and

@@ -416,3 +416,17 @@ def test_members_in_one_cell_share_frames_and_views_follow_a_move_in_the_same_ti
         assert members["d"].writer.frames[-1]["payload"] == {"players": {"a": None}}
         assert members["b"].writer.frames[-1]["payload"] == {"players": {"a": None}}
         assert len(members["c"].writer.frames) == 2  # FULL_STATE, its own move: never saw a
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops, st.sampled_from(sorted(RULES)))
+def test_the_index_looks_up_the_same_view_as_a_scan_of_the_state(script, rule_name):
+    rule = RULES[rule_name]
+    changes, states = run_room(rule, START + script)
+    assert rule.interest is not None
+    index = InterestIndex(rule.interest, 0, states[0])
+    index.advance([Pending.of(c, rule) for c in changes])
+    last = states[changes[-1].version]
+    for viewer in ("p0", "p1", "p2", "p3", None):
+        assert normalized(index.view(rule, last, viewer)) == normalized(
+            view_state(rule, last, viewer))
