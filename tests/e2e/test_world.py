@@ -197,3 +197,31 @@ async def test_on_two_redis_processes_views_follow_the_moves(
     b.never_saw(SECRET)
     for conn in (a, b):
         await conn.close()
+
+
+async def test_the_python_sdk_mirrors_its_view_unchanged(
+    kasagi_server: Any, owner: LiveUser, room_id: str,
+) -> None:
+    """The SDK knows nothing of views: its mirror simply is the member's view."""
+    from kasagi_client import Delta, connect
+
+    from tests.e2e.test_python_client import next_of
+
+    create_world(kasagi_server, owner, room_id)
+    a = await connect(kasagi_server.ws_url)
+    b = await connect(kasagi_server.ws_url)
+    try:
+        await a.join(room_id, playerName="A", x=500, y=500, _secret=SECRET)
+        await b.join(room_id, playerName="B", x=2050, y=600)
+        assert b.player_id not in a.state["players"]
+        await b.update(x=1950, wait=True)
+        await next_of(a, Delta, lambda _: b.player_id in a.state["players"])
+        assert a.state["players"][b.player_id] == {"playerName": "B", "x": 1950, "y": 600}
+        assert b.state["players"][a.player_id] == {"playerName": "A", "x": 500, "y": 500}
+        await b.update(x=2050, wait=True)
+        await next_of(a, Delta, lambda _: b.player_id not in a.state["players"])
+        await next_of(b, Delta, lambda _: a.player_id not in b.state["players"])
+        assert a.me == {"playerName": "A", "x": 500, "y": 500, "_secret": SECRET}
+    finally:
+        await a.close()
+        await b.close()
