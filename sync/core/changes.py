@@ -102,16 +102,28 @@ class Author:
 
     @classmethod
     def from_wire(cls, raw: bytes | str | None) -> Author:
-        """The author of a log entry (``SERVER`` when the entry names none)."""
+        """The author of a log entry (``SERVER`` when the entry names none). A room has
+        few authors (one per joined socket), so each distinct entry is parsed once."""
         if not raw:
             return SERVER
+        known = _FROM_WIRE.get(raw)
+        if known is not None:
+            return known
         try:
             source, user_id, username, action, player_id = orjson.loads(raw)
-            return cls(Source(source), user_id, username,
-                       HistoryKind(action) if action else None, player_id)
+            author = cls(Source(source), user_id, username,
+                         HistoryKind(action) if action else None, player_id)
         except (ValueError, TypeError):
             return SERVER
+        if len(_FROM_WIRE) >= _FROM_WIRE_MAX:
+            _FROM_WIRE.clear()
+        _FROM_WIRE[raw] = author
+        return author
 
+
+#: parsed log-entry authors (``Author.from_wire``), emptied when it reaches its bound
+_FROM_WIRE: dict[bytes | str, Author] = {}
+_FROM_WIRE_MAX = 10_000
 
 SERVER = Author(Source.SERVER)
 API = Author(Source.API)
