@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from rooms.models import Room, Visibility
 from sync.conf import kasagi_settings
@@ -60,6 +60,8 @@ def room(request: HttpRequest, room_id: str) -> HttpResponse:
         row = Room.objects.filter(room_id=room_id).first()
     else:
         row = _demo_room(request, room_id)
+        if row.room_type == WorldRoomType.name:  # the arena page cannot show a world
+            return redirect("rooms:world", room_id=room_id)
     room_type = row.room_type if row is not None else DEMO_ROOM_TYPE
     return render(
         request,

@@ -77,3 +77,11 @@ def test_walking_into_range_brings_the_other_player_and_walking_out_removes_it(
     for page in (page_a, page_b):
         assert page.evaluate("() => window.kasagiWorld.client.stats.gaps") == 0
     screenshot(page_b, artifacts_dir, "world-out-of-range")
+
+
+def test_the_room_page_of_a_world_room_opens_the_world_page(browse, room_id):
+    profile = browse()
+    world_page(profile, room_id, 5000, 5000).close()  # the room is now a world room
+    page = profile.page(f"/rooms/{room_id}/")
+    page.wait_for_url(f"**/world/{room_id}/")
+    page.wait_for_function("() => window.kasagiWorld && window.kasagiWorld.client.version !== null")
