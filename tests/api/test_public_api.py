@@ -196,9 +196,9 @@ def record_loops(engine: Runtime) -> list[asyncio.AbstractEventLoop]:
     loops: list[asyncio.AbstractEventLoop] = []
     original = engine.store.server_update_entity
 
-    async def recording(*args: Any) -> int:
+    async def recording(*args: Any, **kwargs: Any) -> int:
         loops.append(asyncio.get_running_loop())
-        return await original(*args)
+        return await original(*args, **kwargs)
 
     engine.store.server_update_entity = recording  # type: ignore[method-assign]
     return loops
