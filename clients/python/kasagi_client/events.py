@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .documents import DocMessage, binary
 from .errors import KasagiError, RequestId, error_from_payload
 
 __all__ = [
@@ -215,7 +216,8 @@ class Closed:
 
 
 StateChange = Delta | PlayerJoined | PlayerLeft
-ServerEvent = FullState | Resumed | Delta | PlayerJoined | PlayerLeft | Pong | Error | RoomEvent
+ServerEvent = (FullState | Resumed | Delta | PlayerJoined | PlayerLeft | Pong | Error | RoomEvent
+               | DocMessage)
 StatusEvent = Disconnected | Reconnecting | Reconnected | GapDetected | Closed
 Event = ServerEvent | StatusEvent
 
@@ -360,6 +362,23 @@ def _room_event(msg: Mapping[str, Any], payload: dict[str, Any]) -> RoomEvent:
     )
 
 
+def _doc(msg: Mapping[str, Any], payload: dict[str, Any]) -> DocMessage:
+    """DOC_SYNC / DOC_UPDATE (§16): consumed by the client's documents, never emitted."""
+    update = binary(payload.get("update"))
+    if update is None:
+        raise MalformedMessage(f"{msg.get('type')}: update must be base64 or bytes")
+    sender = payload.get("from")
+    return DocMessage(
+        room_id=_room(msg),
+        doc_id=_str(payload, "docId", str(msg.get("type"))),
+        update=update,
+        state_vector=binary(payload.get("stateVector")) if msg.get("type") == "DOC_SYNC"
+        else None,
+        sender=sender if isinstance(sender, str) else None,
+        request_id=_request_id(msg),
+    )
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], ServerEvent]] = {
     "FULL_STATE": _full_state,
     "RESUMED": _resumed,
@@ -369,6 +388,8 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], ServerEvent]] 
     "PONG": _pong,
     "ERROR": _error,
     "EVENT": _room_event,
+    "DOC_SYNC": _doc,
+    "DOC_UPDATE": _doc,
 }
 
 
