@@ -227,6 +227,7 @@ class KasagiClient:
         self._join_fields: dict[str, Any] = {}
         self._session_token: str | None = None
         self._left_reason: str | None = None
+        self._recovered = False  # the last RESUMED kept the mirror (§14)
         self._last_resync_at = float("-inf")
         self._attempts = 0  # consecutive reconnect attempts without a successful rejoin
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -843,7 +844,8 @@ class KasagiClient:
             if event.session_token is not None:
                 self._session_token = event.session_token  # the token may be rotated
             self._left_reason = None
-            if self._mirror.resume(event):
+            self._recovered = self._mirror.resume(event)
+            if self._recovered:
                 self.stats.recoveries += 1
                 self._emit(event)
                 self._notify_waiters()
@@ -1016,7 +1018,7 @@ class KasagiClient:
             if self._target_room == room:
                 self._reconnected(Reconnected(
                     answer.room_id, answer.player_id, answer.resumed,
-                    recovered=isinstance(answer, Resumed),
+                    recovered=isinstance(answer, Resumed) and self._recovered,
                 ))
             else:  # left() while the rejoin was in flight
                 self._reconnected(Reconnected(None, None, False))
