@@ -56,7 +56,7 @@ def create_world_rooms(ws_url: str, room_ids: list[str], timeout: float = 30.0) 
 def view_counters(ws_url: str) -> dict[str, float] | None:
     """The server's flush counters from ``/metrics`` (None if it does not serve them)."""
     try:
-        with urllib.request.urlopen(f"{http_base(ws_url)}/metrics", timeout=10) as answer:
+        with urllib.request.urlopen(f"{http_base(ws_url)}/metrics", timeout=30) as answer:
             text = answer.read().decode()
     except OSError:
         return None
