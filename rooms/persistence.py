@@ -286,8 +286,8 @@ def _write_history(
             continue
         change, author = write.change, write.author
         key = (room_pk, change.version)
-        if key in rows:
-            continue
+        if key in rows or change.version < floors.get(room_pk, 0):
+            continue  # a repeat, or older than the kept history (a lease holder's backfill)
         rows[key] = (
             room_pk, change.version, change.base_version, history_kind(change, author).value,
             change.player_id or author.player_id,

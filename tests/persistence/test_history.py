@@ -134,3 +134,20 @@ def test_a_gap_in_the_records_is_not_papered_over() -> None:
     write(played, played.writes[5:], snapshot=False)
     assert history.state_at(room.pk, 3) == played.states[3]
     assert history.state_at(room.pk, 6) is None  # 4 and 5 are missing
+
+
+def test_changes_older_than_the_kept_history_are_not_written_back() -> None:
+    """A new Redis lease holder hands over its room's whole log again; what retention
+    already dropped stays dropped, and the floor snapshot stays."""
+    room = Room.objects.create(room_id="h-6")
+    played = Played("h-6", Author.player())
+    kept, floors = 50, {}
+    for _ in range(10):
+        start = len(played.writes)
+        played.play(20)
+        write(played, played.writes[start:], kept=kept, floors=floors)
+    floor = history.floor_of(room.pk)
+    assert floor is not None and floor > 0
+    write(played, played.writes, kept=kept, floors=floors)  # everything again
+    assert history.floor_of(room.pk) == floor
+    assert history.state_at(room.pk, floor) == played.states[floor]
