@@ -898,10 +898,12 @@ async def coordinate(cfg: Config, conns: list[Any]) -> dict[str, Any]:
         conn.send({"kind": "go", "t0": t0})
     await sleep_until(t0 + cfg.warmup)
     cpu_start, machine_start = proc_cpu_seconds(cfg.pids), machine_cpu_ticks()
-    views_start = await asyncio.to_thread(world.view_counters, cfg.url)
+    # (read beside the window: a busy server may answer /metrics late)
+    views_start = asyncio.ensure_future(asyncio.to_thread(world.view_counters, cfg.url))
     await sleep_until(t0 + cfg.warmup + cfg.duration)
     cpu_end, machine_end = proc_cpu_seconds(cfg.pids), machine_cpu_ticks()
-    views_end = await asyncio.to_thread(world.view_counters, cfg.url)
+    views = world.views_report(
+        await views_start, await asyncio.to_thread(world.view_counters, cfg.url))
     rss_end = proc_rss_bytes(cfg.pids)
 
     drained = await gather_from(conns, "drained")
@@ -930,7 +932,7 @@ async def coordinate(cfg: Config, conns: list[Any]) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "busy_pct": rounded(machine_busy * 100, 1) if machine_busy is not None else None,
     }
-    result["views"] = world.views_report(views_start, views_end)
+    result["views"] = views
     if cfg.room_type == world.WORLD:
         # a member's mirror is its view (its neighbours), not the spectator's whole room,
         # and an update reaches its sender's neighbours only: neither check applies
