@@ -38,7 +38,7 @@ from django.utils.translation import ngettext
 from sync.core.envelope import ID_PATTERN
 from sync.core.errors import ProtocolError
 
-from . import history, selectors, services
+from . import documents, history, selectors, services
 from .models import PlayerSession, Room, RoomChange, RoomSnapshot
 
 #: Snapshots shown on a room's page.
@@ -178,6 +178,10 @@ class AnnounceForm(forms.Form):
         attrs={"rows": 3, "cols": 60}))
 
 
+class DocumentForm(forms.Form):
+    doc_id = forms.RegexField(label="Document", regex=rf"^{ID_PATTERN.pattern}$", max_length=64)
+
+
 class KickForm(forms.Form):
     player_id = forms.ChoiceField(label="Player")
 
@@ -217,6 +221,7 @@ class RoomAdmin(admin.ModelAdmin):
             (None, {"fields": room}),
             ("Live", {"fields": ("live_summary", "live_players_table", "live_state")}),
             ("History", {"fields": ("history_table",)}),
+            ("Documents", {"fields": ("documents_table",)}),
             ("Times", {"fields": ("created_at", "last_activity_at", "closed_at")}),
         ]
 
@@ -225,6 +230,7 @@ class RoomAdmin(admin.ModelAdmin):
             return ()
         return (
             "room_id", "live_summary", "live_players_table", "live_state", "history_table",
+            "documents_table",
             "created_at", "last_activity_at", "closed_at",
         )
 
@@ -333,6 +339,35 @@ class RoomAdmin(admin.ModelAdmin):
             rows,
         )
 
+    @admin.display(description="documents (§16), as last saved")
+    def documents_table(self, room: Room) -> str:
+        infos = documents.room_documents(room)
+        if not infos:
+            return "No document."
+        clear_url = self._url(room, "clear_document")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><pre style=\"margin:0;"
+            "white-space:pre-wrap\">{}</pre></td><td>{}</td></tr>",
+            (
+                (
+                    info.doc_id,
+                    f"{info.size:,} bytes",
+                    info.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    "\n".join(f"{root}: {text}" for root, text in info.preview.items())
+                    or "(no text)",
+                    format_html('<a class="button" href="{}?doc={}">Clear…</a>',
+                                clear_url, info.doc_id) if room.is_open else "",
+                )
+                for info in infos
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>document</th><th>size</th><th>saved (UTC)</th>"
+            "<th>text</th><th></th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "",
         extra_context: dict[str, Any] | None = None,
@@ -368,6 +403,8 @@ class RoomAdmin(admin.ModelAdmin):
                  name=f"{name}_announce"),
             path("<path:object_id>/live/restore/", wrap(self.restore_view),
                  name=f"{name}_restore"),
+            path("<path:object_id>/live/clear-document/", wrap(self.clear_document_view),
+                 name=f"{name}_clear_document"),
             path("<path:object_id>/history/state/", wrap(self.state_at_view),
                  name=f"{name}_state_at"),
             *super().get_urls(),
@@ -451,6 +488,27 @@ class RoomAdmin(admin.ModelAdmin):
                  "version, go back to it as one new change; nobody is added or removed. "
                  "Members receive it as a DELTA_UPDATE.",
             button="Yes, restore this version", form=form,
+        )
+
+    def clear_document_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Empty one of the room's documents (§16): a confirmation, then the POST."""
+        room = self._room_for_action(request, object_id)
+        form = DocumentForm(request.POST or None, initial={"doc_id": request.GET.get("doc")})
+        if request.method == "POST" and form.is_valid():
+            doc_id = form.cleaned_data["doc_id"]
+
+            def clear() -> str:
+                services.document_clear(room=room, doc_id=doc_id, by=request.user)
+                return f"Document {doc_id} of room {room.room_id} was cleared."
+
+            return self._perform(request, room, clear, log=f"Cleared document {doc_id}.",
+                                 refused="Not cleared")
+        return self._confirm(
+            request, room, title=f"Clear a document of {room.room_id}?",
+            text="The server forgets the document's content, live and saved. Members who "
+                 "are connected keep their copy and may send it back on their next sync: "
+                 "clear a document nobody is editing.",
+            button="Yes, clear the document", form=form,
         )
 
     def state_at_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

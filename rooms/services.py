@@ -26,7 +26,7 @@ from sync.core.changes import Author, Source
 from sync.core.envelope import ID_PATTERN
 from sync.core.room_types import get_room_type
 
-from . import history
+from . import documents, history
 from .models import Room, Visibility
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,14 @@ def room_restore(
     new = live_api.restore_room(room.room_id, state, by=author_of(by, source))
     logger.info("room %s restored to v%s by %s (v%s)", room.room_id, version, by, new)
     return new
+
+
+def document_clear(*, room: Room, doc_id: str, by: Any) -> None:
+    """Empty a room's document (§16): the live copy (every process) and its stored row.
+    Members still connected keep their copies; see ``sync.api.clear_document``."""
+    live_api.clear_document(room.room_id, doc_id)
+    documents.document_clear(room=room, doc_id=doc_id)
+    logger.info("document %s of room %s cleared by %s", doc_id, room.room_id, by)
 
 
 def room_announce(*, room: Room, text: str, by: Any) -> None:

@@ -46,6 +46,7 @@ from . import compat, runtime
 from .core.changes import API, Author
 from .core.envelope import ID_PATTERN, KIND_PATTERN, check_document
 from .core.errors import ErrorCode, ProtocolError
+from .documents import documents_of
 from .runtime import get_runtime
 
 __all__ = [
@@ -196,6 +197,16 @@ async def asend_event(
     await get_runtime().store.send_event(room_id, kind, wrapped["data"], targets)
 
 
+async def aclear_document(room_id: str, doc_id: str) -> bool:
+    """(§16) Forget a room's document: its live copy where the room is loaded (every
+    process, with Redis) and its stored state; True if a live copy was cleared here.
+    Connected members keep their own copies: a member's next DOC_SYNC may send the
+    content back (clear a document nobody is editing)."""
+    _check_id(room_id, "room_id")
+    _check_id(doc_id, "doc_id")
+    return await documents_of(get_runtime().store).clear_document(room_id, doc_id)
+
+
 async def aroom_state(room_id: str) -> RoomState | None:
     """The live state of a room, or None when the store does not hold it loaded."""
     _check_id(room_id, "room_id")
@@ -284,6 +295,7 @@ reconfigure_room = _sync(areconfigure_room)
 room_state = _sync(aroom_state)
 room_states = _sync(aroom_states)
 send_event = _sync(asend_event)
+clear_document = _sync(aclear_document)
 
 
 # -- checks ---------------------------------------------------------------

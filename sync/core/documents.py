@@ -189,7 +189,8 @@ class DocumentSet:
 
 def text_roots(state: bytes, limit: int = 200) -> dict[str, str]:
     """The text of a document's root types that read as Y.Text (the admin's preview),
-    each cut to ``limit`` characters; roots of another type are left out."""
+    each cut to ``limit`` characters. A root read as text that holds none (a map, an
+    array, an empty text: an update does not say a root's type) is left out."""
     doc: Doc = Doc()
     doc.apply_update(state)
     previews: dict[str, str] = {}
@@ -198,5 +199,6 @@ def text_roots(state: bytes, limit: int = 200) -> dict[str, str]:
             text = str(doc.get(name, type=Text))
         except Exception:  # a map or an array root: not text
             continue
-        previews[name] = text[:limit]
+        if text:
+            previews[name] = text[:limit]
     return previews
