@@ -223,6 +223,26 @@ def test_page_reconnects_and_resumes_after_a_server_restart(browse, start_server
     wait_player_at(page, pid, 400, 654)
 
 
+def test_the_note_survives_a_server_restart(browse, start_server, room_id):
+    # an interval far longer than the test: only the clean stop's flush can save it
+    server = start_server(KASAGI_SNAPSHOT_INTERVAL="300")
+    profile = browse(server=server, tolerate=("WebSocket connection to",))
+    writer = profile.room(room_id)
+    writer.click("#note")
+    writer.keyboard.type("kept across a restart ✓")
+    expected = "kept across a restart ✓"
+    reader = profile.room(room_id)  # its DOC_SYNC answer: the server holds the text
+    reader.wait_for_function(f"() => document.getElementById('note').value === {expected!r}")
+    writer.close()
+    reader.close()  # no page holds the text any more: only the server can bring it back
+
+    server.restart()  # SIGTERM: the document is saved, then it starts again
+
+    page = profile.room(room_id)
+    page.wait_for_function(f"() => document.getElementById('note').value === {expected!r}")
+    assert page.evaluate("() => window.kasagiDemo.client.docs") == ["note"]
+
+
 def test_lobby_shows_the_room_with_two_players(browse, room_id, artifacts_dir):
     profile = browse()
     profile.room(room_id)
