@@ -176,6 +176,19 @@ def is_cluster(url: str) -> bool:
         return bool(client.info("cluster").get("cluster_enabled"))
 
 
+def client(url: str) -> Any:
+    """A client of the test Redis: a cluster client when ``url`` names a cluster node."""
+    return redis.RedisCluster.from_url(url) if is_cluster(url) else redis.Redis.from_url(url)
+
+
+def async_client(url: str) -> Any:
+    """``client`` for asyncio."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
+
+    return RedisCluster.from_url(url) if is_cluster(url) else aioredis.Redis.from_url(url)
+
+
 def flush(url: str) -> None:
     """Empty the test Redis: its database on one server, every primary on a cluster
     (database 0 is the only one there)."""

@@ -11,12 +11,12 @@ import time
 from typing import Any
 
 import pytest
-import redis
 
 from sync.store import redis_keys as keys
 from tests.api.livehttp import HttpClient
 from tests.e2e.test_history import Tracker, send
 from tests.live import LiveServer
+from tests.redis.local_cluster import client
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -42,7 +42,8 @@ async def history(server: LiveServer, room_id: str, version: int) -> list[dict[s
 
 
 def lease_pid(redis_url: str, room_id: str) -> int | None:
-    holder = redis.Redis.from_url(redis_url).get(keys.lease_key(room_id))
+    with client(redis_url) as redis_client:  # a cluster client on the cluster pass
+        holder = redis_client.get(keys.lease_key(room_id))
     return int(holder.decode().rsplit("-", 2)[1]) if holder else None
 
 

@@ -10,13 +10,13 @@ import asyncio
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from sync.core.room_code import RoomContext, handles
 from sync.core.room_types import RoomType, register
 from sync.directory import Identity, MemoryDirectory, RoomConfig
 from sync.store import redis_keys as keys
 from sync.store.redis_scripts import LOG_MAXLEN
+from tests.redis.local_cluster import async_client
 from tests.redis.test_key_layout import new_store, until
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio, pytest.mark.timeout(60)]
@@ -37,7 +37,7 @@ async def test_a_stale_runner_is_fenced_off(redis_url: str, room_id: str) -> Non
     directory = MemoryDirectory()
     directory.configs[room_id] = RoomConfig(room_id, room_type="test-fenced-counter")
     first, second = new_store(redis_url, directory, 5), new_store(redis_url, directory, 5)
-    client = aioredis.Redis.from_url(redis_url)
+    client = async_client(redis_url)  # a cluster client on the cluster pass
     try:
         await first.activate(room_id, who=Identity(), create=False)
         stale_runner, stale_host = first.room_code.runners[room_id]
