@@ -26,8 +26,9 @@ from typing import Any
 from asgiref.sync import markcoroutinefunction
 from channels.exceptions import StopConsumer
 
+from .compat import compress_frames, offer_deflate
 from .core.changes import Author, Change, LeaveReason
-from .core.codec import Codec, Inbound, codec_for
+from .core.codec import JSON, JSON_DEFLATE, Codec, Inbound, codec_for
 from .core.documents import wire_bytes
 from .core.envelope import (
     ID_PATTERN,
@@ -170,8 +171,11 @@ class SyncConsumer:
         self.codec = codec = codec_for(scope.get("subprotocols"))
         self.inbound = codec.inbound()
         subprotocol = codec.name if codec.binary else None
+        deflate = codec is JSON and offer_deflate(send)  # JSON clients offering it
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
         self.writer = writer_for(send)
+        if deflate and compress_frames(self.writer, send):
+            self.codec = JSON_DEFLATE
         METRICS.connections += 1
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:

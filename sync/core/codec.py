@@ -18,6 +18,7 @@ JSON for every other client.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,9 +45,13 @@ class Codec:
     binary: bool
     #: a room's frames are encoded through its name table (bin1)
     tabled: bool = False
+    #: JSON compressed for permessage-deflate without context takeover (RFC 7692)
+    deflate: bool = False
 
     def encode(self, message: dict[str, Any]) -> bytes:
         """One frame for one connection (a tabled codec: without the room's table)."""
+        if self.deflate:
+            return deflated(orjson.dumps(message))
         if self.tabled:
             return bin_codec.encode(message)
         if self.binary:
@@ -92,6 +97,9 @@ class _Bin1Inbound:
 
 
 JSON = Codec("json", binary=False)
+#: JSON on a connection that negotiated permessage-deflate (``sync.compat.offer_deflate``):
+#: each frame compressed on its own, so the same bytes serve every member of a view
+JSON_DEFLATE = Codec("json+deflate", binary=False, deflate=True)
 MSGPACK = Codec(MSGPACK_SUBPROTOCOL, binary=True)
 BIN1 = Codec(BIN1_SUBPROTOCOL, binary=True, tabled=True)
 _OFFERED = {MSGPACK_SUBPROTOCOL: MSGPACK, BIN1_SUBPROTOCOL: BIN1}
@@ -105,6 +113,13 @@ def codec_for(subprotocols: list[str] | tuple[str, ...] | None) -> Codec:
         if codec is not None:
             return codec
     return JSON
+
+
+def deflated(data: bytes) -> bytes:
+    """``data`` as a permessage-deflate message payload with a fresh window (RFC 7692
+    §7.2.1: raw deflate, flushed, the final ``00 00 ff ff`` removed)."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
 
 
 def decode_json(raw: str | bytes) -> Any:
