@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from pycrdt import Doc, Text
+from websockets.exceptions import ConnectionClosed
 
 from tests.services import REQUIRE_SERVICES
 from tests.wsclient import Conn
@@ -48,7 +49,10 @@ class PycrdtPeer:
 
     async def _read(self) -> None:
         while True:
-            frame = await self.conn.recv(timeout=60)
+            try:
+                frame = await self.conn.recv(timeout=60)
+            except (ConnectionClosed, TimeoutError):
+                return  # the server stopped (a restart test) or the test is over
             if frame["type"] == "DOC_UPDATE":
                 self.received += 1
             if frame["type"] in ("DOC_UPDATE", "DOC_SYNC"):
