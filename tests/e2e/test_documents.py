@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text
 
-from tests.wsclient import Conn, MsgpackConn
+from tests.wsclient import BinConn, Conn, MsgpackConn
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -27,7 +27,7 @@ def raw(value: Any) -> bytes:
 
 
 def wire(conn: Conn, data: bytes) -> Any:
-    return data if isinstance(conn, MsgpackConn) else b64(data)
+    return data if isinstance(conn, MsgpackConn | BinConn) else b64(data)
 
 
 def text_doc(content: str = "", client_id: int | None = None) -> Doc:
@@ -76,7 +76,9 @@ async def members(server: Any, room_id: str, codecs: tuple[type[Conn], ...]) -> 
 
 
 CODECS = [pytest.param((Conn, Conn), id="json"), pytest.param((MsgpackConn, MsgpackConn),
-          id="msgpack"), pytest.param((Conn, MsgpackConn), id="mixed")]
+          id="msgpack"), pytest.param((Conn, MsgpackConn), id="mixed"),
+          pytest.param((BinConn, Conn), id="bin1-json"), pytest.param((MsgpackConn, BinConn),
+          id="msgpack-bin1")]
 
 
 @pytest.mark.parametrize("codecs", CODECS)
@@ -98,9 +100,9 @@ async def test_an_update_is_merged_and_relayed_as_the_same_bytes(kasagi_server, 
         assert relayed["payload"]["docId"] == "note" and relayed["payload"]["from"] == a_id
         assert raw(relayed["payload"]["update"]) == update  # the same bytes
         assert relayed["roomId"] == room_id and "version" not in relayed
-        if not isinstance(member, MsgpackConn):
+        if not isinstance(member, MsgpackConn | BinConn):
             assert isinstance(relayed["payload"]["update"], str)
-    if isinstance(b, MsgpackConn):
+    if isinstance(b, MsgpackConn | BinConn):
         assert isinstance(b.seen[-1]["payload"]["update"], bytes)  # raw bytes, not base64
     await a.nothing()  # the sender gets nothing on success
     doc_b = text_doc()
@@ -155,7 +157,7 @@ async def test_concurrent_edits_at_the_same_place_keep_every_keystroke(kasagi_se
     assert text_of(fresh) == text_of(doc_a)
 
 
-@pytest.mark.parametrize("cls", [Conn, MsgpackConn], ids=["json", "msgpack"])
+@pytest.mark.parametrize("cls", [Conn, MsgpackConn, BinConn], ids=["json", "msgpack", "bin1"])
 async def test_refusals_change_nothing(kasagi_server, room_id, cls):
     a, b = await members(kasagi_server, room_id, (cls, Conn))
     doc_a = text_doc()
