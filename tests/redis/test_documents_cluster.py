@@ -14,6 +14,8 @@ from pycrdt import Doc, Text
 
 from sync.store import redis_keys as keys
 from tests.interop.test_yjs import PycrdtPeer
+from tests.persistence.livedb import LiveDB, eventually
+from tests.persistence.test_documents import stored, text_in
 from tests.redis.local_cluster import is_cluster
 from tests.wsclient import Conn
 
@@ -57,7 +59,7 @@ def text_of_state(state: bytes) -> str:
 
 
 async def test_editors_on_two_processes_converge_and_survive_a_restart_of_both(
-    cluster, redis_url, room_id,
+    cluster, redis_url, room_id, live_database_url,
 ):
     servers = cluster(2, REDIS_URL=redis_url, **FAST)
     peers = [await peer_on(servers[i % 2], room_id, f"p{i}") for i in range(4)]
@@ -70,6 +72,14 @@ async def test_editors_on_two_processes_converge_and_survive_a_restart_of_both(
     texts = {str(p.text) for p in peers}
     assert len(texts) == 1 and len(texts.pop()) > 20
     text = str(peers[0].text)
+    # the snapshot-lease holder writes the merged document to the database too
+    live_db = LiveDB(live_database_url)
+
+    def row_has_text() -> bool:
+        state = stored(live_db, room_id).get("note")
+        return state is not None and text_in(state) == text
+
+    await eventually(row_has_text, what="the document's row")
     for peer in peers:
         peer.reader.cancel()
         await peer.conn.close()
