@@ -15,6 +15,7 @@ event loop, and the persistence writer gets the encoded bytes.
 from __future__ import annotations
 
 import binascii
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,9 @@ EMPTY_UPDATE = b"\x00\x00"
 #: update: the cheap bound that spares a full re-encoding far from the limit
 GROWTH_FACTOR = 2
 GROWTH_SLACK = 64
+#: revisions are unique in the process: a document cleared and made again never
+#: repeats a revision its predecessor was saved at
+_revisions = itertools.count(1)
 
 
 def binary_field(payload: dict[str, Any], name: str, *, required: bool = True) -> bytes:
@@ -69,7 +73,8 @@ class Document:
     """One document and what its owner needs to know about it."""
 
     doc: Doc = field(default_factory=Doc)
-    #: changes with every merged update (the persistence writer's "is it dirty")
+    #: changes with every merged update (the persistence writer's "is it dirty"),
+    #: unique in the process
     revision: int = 0
     #: the encoded state's size when last measured, and the bound on what was added since
     measured: int = 0
@@ -126,7 +131,7 @@ class DocumentSet:
             entry.added = 0  # measured just now, in _check_size
         else:
             entry.added += GROWTH_FACTOR * len(update) + GROWTH_SLACK
-        entry.revision += 1
+        entry.revision = next(_revisions)
 
     def _check_size(self, doc_id: str, entry: Document, update: bytes) -> None:
         """Near the limit: merge into a copy and measure it exactly."""
@@ -156,7 +161,7 @@ class DocumentSet:
         else:
             entry.doc.apply_update(update)
         entry.added += GROWTH_FACTOR * len(update) + GROWTH_SLACK
-        entry.revision += 1
+        entry.revision = next(_revisions)
 
     def revision(self, doc_id: str) -> int | None:
         entry = self.docs.get(doc_id)

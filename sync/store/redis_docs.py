@@ -179,10 +179,13 @@ class RedisDocuments:
 
     async def clear(self, room_id: str, doc_id: str) -> bool:
         store = self.store
+        docs = self.sets.get(room_id)
+        cleared = docs is not None and doc_id in docs.ids()
         await self._run("docclear", [keys.docs_key(room_id), keys.docpos_key(room_id),
                                      keys.log_key(room_id)], [doc_id, store.scripts.log_maxlen])
         docs = self.sets.get(room_id)
-        cleared = docs.clear(doc_id) if docs is not None else False
+        if docs is not None:
+            docs.clear(doc_id)  # (our reader may have done it already, from the entry)
         document_cleared(store.persistence, room_id, doc_id)
         return cleared
 

@@ -142,7 +142,8 @@ def test_the_encoded_state_is_compacted_and_reloads():
         total += len(update)
         docs.apply("note", update)
     state, revision = docs.encoded("note")  # type: ignore[misc]
-    assert revision == 300
+    docs.apply("note", b"\x00\x00")
+    assert docs.encoded("note")[1] > revision  # type: ignore[index]
     assert len(state) < total / 4  # the merged document, not the list of keystrokes
     again = DocumentSet(1 << 20)
     again.load("note", state)
