@@ -319,8 +319,6 @@ def _write_history(
                 floors[room_pk] = moved + 1
 
 
-
-
 def players_of(snapshot: SnapshotWrite) -> frozenset[str]:
     return frozenset(snapshot.state.get("players") or ())
 
