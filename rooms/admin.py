@@ -36,7 +36,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from sync.core.envelope import ID_PATTERN
-from sync.core.errors import ProtocolError
+from sync.core.errors import ErrorCode, ProtocolError
 
 from . import documents, history, selectors, services
 from .models import PlayerSession, Room, RoomChange, RoomSnapshot
@@ -180,6 +180,70 @@ class AnnounceForm(forms.Form):
 
 class DocumentForm(forms.Form):
     doc_id = forms.RegexField(label="Document", regex=rf"^{ID_PATTERN.pattern}$", max_length=64)
+
+
+def _announce(room: Room, data: dict[str, Any], by: Any) -> str:
+    services.room_announce(room=room, text=data["text"], by=by)
+    return "The announcement was sent to the room's members."
+
+
+def _restore(room: Room, data: dict[str, Any], by: Any) -> str:
+    version = data["version"]
+    if history.room_state_at(room=room, version=version) is None:
+        raise ProtocolError(ErrorCode.INVALID_UPDATE,
+                            f"version {version} is not in the kept history.")
+    new = services.room_restore(room=room, version=version, by=by)
+    return f"Room {room.room_id} was set back to version {version} (now version {new})."
+
+
+def _clear_document(room: Room, data: dict[str, Any], by: Any) -> str:
+    services.document_clear(room=room, doc_id=data["doc_id"], by=by)
+    return f"Document {data['doc_id']} of room {room.room_id} was cleared."
+
+
+@dataclass(frozen=True, slots=True)
+class FormAction:
+    """A live action on one room that takes a small form: its page and what it does."""
+
+    form: type[forms.Form]
+    #: does it (room, cleaned data, by), returns what to tell the operator; ProtocolError:
+    #: refused
+    run: Callable[[Room, dict[str, Any], Any], str]
+    #: the change-log line, from the cleaned data
+    log: Callable[[dict[str, Any]], str]
+    refused: str
+    title: str
+    text: str
+    button: str
+    #: (form field, query parameter) prefilled from the link that opened the page
+    prefill: tuple[str, str] | None = None
+
+
+FORM_ACTIONS = {
+    "announce": FormAction(
+        AnnounceForm, _announce, log=lambda data: "Sent an announcement.", refused="Not sent",
+        title="Announce in {room}",
+        text="Every member receives EVENT announcement with this text (not state: "
+             "players who join later or are reconnecting do not get it).",
+        button="Send",
+    ),
+    "restore": FormAction(
+        RestoreForm, _restore, log=lambda data: f"Restored the state of version {data['version']}.",
+        refused="Not restored", title="Restore {room}?",
+        text="Entities, and the fields of the players present both now and at that "
+             "version, go back to it as one new change; nobody is added or removed. "
+             "Members receive it as a DELTA_UPDATE.",
+        button="Yes, restore this version", prefill=("version", "version"),
+    ),
+    "clear_document": FormAction(
+        DocumentForm, _clear_document, log=lambda data: f"Cleared document {data['doc_id']}.",
+        refused="Not cleared", title="Clear a document of {room}?",
+        text="The server forgets the document's content, live and saved. Members who "
+             "are connected keep their copy and may send it back on their next sync: "
+             "clear a document nobody is editing.",
+        button="Yes, clear the document", prefill=("doc_id", "doc"),
+    ),
+}
 
 
 class KickForm(forms.Form):
@@ -399,12 +463,11 @@ class RoomAdmin(admin.ModelAdmin):
                 for key, action in LIVE_ACTIONS.items()
             ),
             path("<path:object_id>/live/kick/", wrap(self.kick_view), name=f"{name}_kick"),
-            path("<path:object_id>/live/announce/", wrap(self.announce_view),
-                 name=f"{name}_announce"),
-            path("<path:object_id>/live/restore/", wrap(self.restore_view),
-                 name=f"{name}_restore"),
-            path("<path:object_id>/live/clear-document/", wrap(self.clear_document_view),
-                 name=f"{name}_clear_document"),
+            *(
+                path(f"<path:object_id>/live/{key.replace('_', '-')}/",
+                     wrap(self.form_action_view), {"action": action}, name=f"{name}_{key}")
+                for key, action in FORM_ACTIONS.items()
+            ),
             path("<path:object_id>/history/state/", wrap(self.state_at_view),
                  name=f"{name}_state_at"),
             *super().get_urls(),
@@ -443,73 +506,21 @@ class RoomAdmin(admin.ModelAdmin):
             button="Kick", form=form, empty=not players,
         )
 
-    def announce_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Send every member an EVENT ``announcement`` (§11) with the operator's text."""
+    def form_action_view(
+        self, request: HttpRequest, object_id: str, action: FormAction
+    ) -> HttpResponse:
+        """Announce, restore, clear a document: a form page, then the POST that does it."""
         room = self._room_for_action(request, object_id)
-        form = AnnounceForm(request.POST or None)
+        initial = None
+        if action.prefill is not None:
+            initial = {action.prefill[0]: request.GET.get(action.prefill[1])}
+        form = action.form(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
-            text = form.cleaned_data["text"]
-
-            def announce() -> str:
-                services.room_announce(room=room, text=text, by=request.user)
-                return "The announcement was sent to the room's members."
-
-            return self._perform(request, room, announce, log="Sent an announcement.",
-                                 refused="Not sent")
-        return self._confirm(
-            request, room, title=f"Announce in {room.room_id}",
-            text="Every member receives EVENT announcement with this text (not state: "
-                 "players who join later or are reconnecting do not get it).",
-            button="Send", form=form,
-        )
-
-    def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Set the room back to a kept version (§15): a confirmation, then the POST."""
-        room = self._room_for_action(request, object_id)
-        form = RestoreForm(request.POST or None, initial={"version": request.GET.get("version")})
-        if request.method == "POST" and form.is_valid():
-            version = form.cleaned_data["version"]
-            if history.room_state_at(room=room, version=version) is None:
-                self.message_user(
-                    request, f"Not restored: version {version} is not in the kept history.",
-                    messages.ERROR)
-                return self._back_to(room)
-
-            def restore() -> str:
-                new = services.room_restore(room=room, version=version, by=request.user)
-                return f"Room {room.room_id} was set back to version {version} (now version {new})."
-
-            return self._perform(request, room, restore,
-                                 log=f"Restored the state of version {version}.",
-                                 refused="Not restored")
-        return self._confirm(
-            request, room, title=f"Restore {room.room_id}?",
-            text="Entities, and the fields of the players present both now and at that "
-                 "version, go back to it as one new change; nobody is added or removed. "
-                 "Members receive it as a DELTA_UPDATE.",
-            button="Yes, restore this version", form=form,
-        )
-
-    def clear_document_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Empty one of the room's documents (§16): a confirmation, then the POST."""
-        room = self._room_for_action(request, object_id)
-        form = DocumentForm(request.POST or None, initial={"doc_id": request.GET.get("doc")})
-        if request.method == "POST" and form.is_valid():
-            doc_id = form.cleaned_data["doc_id"]
-
-            def clear() -> str:
-                services.document_clear(room=room, doc_id=doc_id, by=request.user)
-                return f"Document {doc_id} of room {room.room_id} was cleared."
-
-            return self._perform(request, room, clear, log=f"Cleared document {doc_id}.",
-                                 refused="Not cleared")
-        return self._confirm(
-            request, room, title=f"Clear a document of {room.room_id}?",
-            text="The server forgets the document's content, live and saved. Members who "
-                 "are connected keep their copy and may send it back on their next sync: "
-                 "clear a document nobody is editing.",
-            button="Yes, clear the document", form=form,
-        )
+            data = form.cleaned_data
+            return self._perform(request, room, lambda: action.run(room, data, request.user),
+                                 log=action.log(data), refused=action.refused)
+        return self._confirm(request, room, title=action.title.format(room=room.room_id),
+                             text=action.text, button=action.button, form=form)
 
     def state_at_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The room's whole state right after a version, from its history (staff see
