@@ -178,3 +178,30 @@ export class Interpolator {
     return { x: a.x + (b.x - a.x) * f, y: a.y + (b.y - a.y) * f };
   }
 }
+
+/**
+ * One tick of movement (arena and world pages): held keys set a new target, the dot
+ * steps toward it, and the patch holds the rounded `x`/`y` that differ from what was
+ * last sent (empty when nothing changed).
+ *
+ * @param {{position: Point, target: Point | null, keys: Iterable<string>, maxStep: number,
+ *   size: number, sent: {x?: number, y?: number}}} move
+ * @returns {{position: Point, target: Point | null, patch: {x?: number, y?: number}}}
+ */
+export function moveTick({ position, target, keys, maxStep, size, sent }) {
+  const dir = keyDirection(keys);
+  if (dir.x !== 0 || dir.y !== 0) {
+    target = clampPoint({ x: position.x + dir.x * maxStep, y: position.y + dir.y * maxStep }, size);
+  }
+  position = stepToward(position, target ?? position, maxStep);
+  const patch = {};
+  const x = Math.round(position.x);
+  const y = Math.round(position.y);
+  if (x !== sent.x) {
+    patch.x = x;
+  }
+  if (y !== sent.y) {
+    patch.y = y;
+  }
+  return { position, target, patch };
+}

@@ -34,8 +34,7 @@ import {
   Interpolator,
   KEY_DIRECTIONS,
   clampPoint,
-  keyDirection,
-  stepToward,
+  moveTick,
 } from "./demo-motion.js";
 import { CURSOR_KIND, SharedNote } from "./demo-note.js";
 import { createPanel } from "./demo-panel.js";
@@ -145,21 +144,8 @@ function tick() {
   if (spectate || !client.playerId || !client.roomId || !position) {
     return;
   }
-  const dir = keyDirection(keys);
-  if (dir.x !== 0 || dir.y !== 0) {
-    target = clampPoint({ x: position.x + dir.x * maxStep, y: position.y + dir.y * maxStep }, size);
-  }
-  position = stepToward(position, target ?? position, maxStep);
-
-  const patch = {};
-  const x = Math.round(position.x);
-  const y = Math.round(position.y);
-  if (x !== sent.x) {
-    patch.x = x;
-  }
-  if (y !== sent.y) {
-    patch.y = y;
-  }
+  let patch;
+  ({ position, target, patch } = moveTick({ position, target, keys, maxStep, size, sent }));
   const pointer = cursor ? { x: Math.round(cursor.x), y: Math.round(cursor.y) } : null;
   if (JSON.stringify(pointer) !== sent.cursor) {
     patch.cursor = pointer;

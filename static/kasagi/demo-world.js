@@ -19,7 +19,7 @@
  */
 
 import { connect } from "./client.js";
-import { Interpolator, KEY_DIRECTIONS, clampPoint, keyDirection, stepToward } from "./demo-motion.js";
+import { Interpolator, KEY_DIRECTIONS, clampPoint, moveTick } from "./demo-motion.js";
 import { loadProfile, tabStorage } from "./demo-profile.js";
 
 const ROOM_POLL_MS = 2000;
@@ -285,20 +285,8 @@ function tick() {
   if (!client.playerId || !client.roomId || !position) {
     return;
   }
-  const dir = keyDirection(keys);
-  if (dir.x !== 0 || dir.y !== 0) {
-    target = clampPoint({ x: position.x + dir.x * maxStep, y: position.y + dir.y * maxStep }, size);
-  }
-  position = stepToward(position, target ?? position, maxStep);
-  const patch = {};
-  const x = Math.round(position.x);
-  const y = Math.round(position.y);
-  if (x !== sent.x) {
-    patch.x = x;
-  }
-  if (y !== sent.y) {
-    patch.y = y;
-  }
+  let patch;
+  ({ position, target, patch } = moveTick({ position, target, keys, maxStep, size, sent }));
   if (Object.keys(patch).length > 0) {
     client.update(patch);
     sent = { ...sent, ...patch };

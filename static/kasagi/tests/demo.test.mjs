@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { memoryStorage } from "../client.js";
-import { Interpolator, clampPoint, keyDirection, stepToward } from "../demo-motion.js";
+import { Interpolator, clampPoint, keyDirection, moveTick, stepToward } from "../demo-motion.js";
 import {
   DeltaSavings,
   MessageLog,
@@ -218,5 +218,34 @@ describe("side panel figures", () => {
     }
     assert.deepEqual(log.entries.map((e) => e.message.type), ["C", "B"]);
     assert.equal(log.total, 3);
+  });
+});
+
+describe("moveTick", () => {
+  test("held keys move one step and only changed axes are patched", () => {
+    const moved = moveTick({
+      position: { x: 100, y: 100 }, target: null, keys: ["ArrowRight"], maxStep: 50, size: 1000,
+      sent: { x: 100, y: 100 },
+    });
+    assert.deepEqual(moved.position, { x: 150, y: 100 });
+    assert.deepEqual(moved.patch, { x: 150 });
+  });
+
+  test("no keys and no target: nothing to send", () => {
+    const still = moveTick({
+      position: { x: 5, y: 5 }, target: null, keys: [], maxStep: 50, size: 1000,
+      sent: { x: 5, y: 5 },
+    });
+    assert.deepEqual(still.patch, {});
+    assert.equal(still.target, null);
+  });
+
+  test("a tapped target is approached at most maxStep a tick, inside the field", () => {
+    const step = moveTick({
+      position: { x: 990, y: 0 }, target: { x: 1000, y: 300 }, keys: [], maxStep: 100,
+      size: 1000, sent: {},
+    });
+    assert.ok(Math.hypot(step.position.x - 990, step.position.y) <= 100 + 1e-9);
+    assert.deepEqual(Object.keys(step.patch).sort(), ["x", "y"]);
   });
 });
