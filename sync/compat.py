@@ -13,6 +13,16 @@ Two things need what these libraries do not promise to keep:
   ``Server.handle_reply`` it hands the app as ``send`` (Channels' session
   wrapper, ``real_send``, is looked through). docs/performance.md measured
   p99 52 ms at workload C with it and 84–101 ms without the direct send.
+- the daphne fast reader (:class:`DaphneFrameReader`): the common client
+  frame (whole, masked, text or binary, no extension bits) is parsed and
+  unmasked here, in the protocol's data callback, and handed to the
+  connection's handler at once, which may run the message there and then
+  (no ``asyncio.Queue`` hop, no task wake-up); everything else goes through
+  autobahn's parser and daphne's queue as before. It replaces two methods on
+  the protocol *instance* (autobahn's ``dataReceived``, daphne's
+  ``onMessage``) and reads autobahn's parser state (``data``,
+  ``current_frame``, ``inside_message``) and daphne's ``muted``,
+  ``last_ping`` and ``application_queue``.
 - permessage-deflate for JSON clients that offer it (:func:`offer_deflate`):
   daphne's factory accepts no extension, but autobahn negotiates them when
   daphne fires the handshake, after the app's ``websocket.accept``, from the
@@ -44,6 +54,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import Any
@@ -67,6 +78,10 @@ RECEIVE_CAP_BYTES = 4 * 1024 * 1024
 
 _TRANSPORT_SHAPE = ("socket", "dataBuffer", "offset", "_tempDataLen", "_writeDisconnected")
 _PROTOCOL_SHAPE = ("sendMessage", "sendCloseFrame", "state", "STATE_OPEN", "transport")
+_READER_SHAPE = (
+    "dataReceived", "onMessage", "data", "current_frame", "inside_message", "muted",
+    "last_ping", "application_queue",
+)
 
 
 # -- version check --------------------------------------------------------
@@ -275,6 +290,127 @@ def framed(data: bytes, binary: bool, compressed: bool = False) -> bytes:
     frame = header + data
     last[0], last[1], last[2], last[3] = data, binary, compressed, frame
     return frame
+
+
+# -- daphne: the fast reader ----------------------------------------------
+
+#: a complete client frame's payload (str for text, bytes for binary) -> True when the
+#: connection took it; False: put it on daphne's queue (the connection's task is busy)
+FrameHandler = Callable[[str | bytes], bool]
+
+
+class DaphneFrameReader:
+    """daphne fast path, inbound: one client frame from the socket to the handler.
+
+    autobahn parses every frame in Python through a state machine, a masker
+    object per frame and several callbacks, then daphne puts the message on
+    an ``asyncio.Queue`` and the connection's task wakes up to take it: about
+    40 % of a busy server at workload C (docs/performance.md). Here a chunk of
+    bytes that starts on a frame boundary is cut into frames directly; each
+    whole, final, masked text/binary frame without RSV bits goes to
+    ``handle``. The first frame that is anything else (a control frame, a
+    fragment, a compressed frame, a frame not yet complete, invalid UTF-8)
+    and all bytes after it go to autobahn, which then owns the parser state
+    until its buffer is empty again; what it parses still reaches ``handle``
+    (through ``onMessage``). Frames the handler declines go on daphne's queue
+    in arrival order, and once the queue holds anything every later frame
+    queues behind it, so messages are handled strictly in order.
+    """
+
+    __slots__ = ("_autobahn_data_received", "_handle", "_protocol", "_queue")
+
+    def __init__(self, protocol: Any, handle: FrameHandler) -> None:
+        self._protocol = protocol
+        self._handle = handle
+        self._queue = protocol.application_queue
+        self._autobahn_data_received = protocol.dataReceived
+        protocol.dataReceived = self.data_received
+        protocol.onMessage = self.on_message
+
+    def defer(self, message: dict[str, Any]) -> None:
+        """Put an ASGI-style message on the connection's queue, after what is there."""
+        self._queue.put_nowait(message)
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self._protocol
+        if (
+            protocol.state != protocol.STATE_OPEN or protocol.data
+            or protocol.current_frame is not None or protocol.inside_message
+        ):
+            self._autobahn_data_received(data)
+            return
+        protocol.last_ping = time.time()  # daphne's keepalive: the peer is alive
+        end = len(data)
+        pos = 0
+        while end - pos >= 6:
+            b0, b1 = data[pos], data[pos + 1]
+            if b1 < 0x80 or (b0 != 0x81 and b0 != 0x82):  # unmasked, or not FIN+text/binary
+                break
+            length = b1 & 0x7F
+            start = pos + 6
+            if length >= 126:
+                if length == 127 or end - pos < 8:
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                if length < 126:  # not the minimal encoding: autobahn refuses it
+                    break
+                start = pos + 8
+            stop = start + length
+            if stop > end:
+                break
+            payload = unmask(data[start:stop], data[start - 4:start])
+            if b0 == 0x81:
+                try:
+                    message: str | bytes = payload.decode()
+                except UnicodeDecodeError:  # autobahn fails the connection (1007)
+                    break
+            else:
+                message = payload
+            pos = stop
+            self._deliver(message)
+            if protocol.state != protocol.STATE_OPEN:
+                break
+        if pos < end:
+            self._autobahn_data_received(data[pos:] if pos else data)
+
+    def on_message(self, payload: bytes, is_binary: bool) -> None:
+        """A message autobahn parsed (daphne's ``onMessage``, without its queue hop)."""
+        self._protocol.last_ping = time.time()
+        self._deliver(payload if is_binary else payload.decode())
+
+    def _deliver(self, message: str | bytes) -> None:
+        if self._protocol.muted:
+            return
+        queue = self._queue
+        if queue.empty() and self._handle(message):
+            return
+        if type(message) is str:
+            queue.put_nowait({"type": "websocket.receive", "text": message})
+        else:
+            queue.put_nowait({"type": "websocket.receive", "bytes": message})
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """A client frame's payload XOR its 4-byte masking key (RFC 6455 §5.3), as one
+    big-integer XOR (two C-level conversions, whatever the length)."""
+    n = len(payload)
+    if not n:
+        return payload
+    key = (mask * ((n + 3) >> 2))[:n]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        n, "little")
+
+
+def reader_for_daphne(send: Callable[..., Any], handle: FrameHandler) -> DaphneFrameReader | None:
+    """Install the fast reader on the daphne connection behind ``send`` (call it after
+    ``websocket.accept``); None when this is not a daphne whose internals we know."""
+    protocol = daphne_protocol(send)
+    if protocol is None:
+        return None
+    if not all(hasattr(protocol, name) for name in _READER_SHAPE):
+        _warn_shape_once(f"autobahn {installed_version('autobahn')} parser state")
+        return None
+    return DaphneFrameReader(protocol, handle)
 
 
 # -- daphne: permessage-deflate -------------------------------------------

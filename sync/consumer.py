@@ -6,6 +6,11 @@ becomes one ERROR frame; any other exception becomes ERROR INTERNAL and the
 connection lives on. It never touches the database on the message path, so
 it skips Channels' per-message ``aclose_old_connections`` thread hop and its
 task-per-message receive loop (both measured as large costs under load).
+Under daphne the hot messages do not even wait for the task: the fast reader
+(``sync.reader``) hands each frame to :meth:`SyncConsumer.on_frame` in the
+socket's data callback, which runs an update, MESSAGE, PING or RESYNC there
+and then when nothing is queued before it and the store completes it without
+waiting (the in-memory store); the rest goes to the task, in order.
 
 It is also its own handshake stack: ``SyncConsumer.as_asgi`` checks the path
 and the Origin rule (§7) before a consumer exists, and the consumer asks the
@@ -26,7 +31,7 @@ from typing import Any
 from asgiref.sync import markcoroutinefunction
 from channels.exceptions import StopConsumer
 
-from .compat import compress_frames, offer_deflate
+from .compat import DaphneFrameReader, compress_frames, offer_deflate
 from .core.changes import Author, Change, LeaveReason
 from .core.codec import JSON, JSON_DEFLATE, Codec, Inbound, codec_for
 from .core.documents import wire_bytes
@@ -51,9 +56,17 @@ from .hub import Pending, RoomFanout, Writer, now_ms
 from .metrics import METRICS
 from .origin import handshake_allowed, refuse
 from .ratelimit import TokenBucket
+from .reader import reader_for, resume
 from .runtime import Runtime, get_runtime
 from .store.base import ChangeHistory
 from .writer import writer_for
+
+#: run in the socket's data callback whatever the store (they never wait)
+INLINE_ALWAYS: frozenset[type] = frozenset({Ping, Resync})
+#: ... and these too when the store's update/message never wait (``inline_updates``)
+INLINE_WITH_STORE: frozenset[type] = INLINE_ALWAYS | {StateUpdate, Message}
+#: what ``_parse`` returns for a client over its rate limit's abuse threshold
+_ABUSIVE = object()
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +99,9 @@ class SyncConsumer:
     """One WebSocket connection (the hub's ``Member``)."""
 
     __slots__ = (
-        "__weakref__", "author", "bucket", "closed_room", "codec", "fanout", "inbound", "lag",
-        "needs_full_state", "player_id", "room_id", "runtime", "session_token",
-        "synced_version", "who", "writer",
+        "__weakref__", "author", "bucket", "busy", "closed_room", "codec", "fanout", "inbound",
+        "inline_types", "lag", "needs_full_state", "player_id", "reader", "room_id", "runtime",
+        "session_token", "synced_version", "who", "writer",
     )
 
     player_id: str | None
@@ -108,6 +121,11 @@ class SyncConsumer:
     closed_room: str | None
     fanout: RoomFanout | None
     bucket: TokenBucket
+    #: the fast reader (daphne), or None: frames come through ``receive()``
+    reader: DaphneFrameReader | None
+    #: the task is handling a message: a frame arriving now must queue behind it
+    busy: bool
+    inline_types: frozenset[type]
 
     @classmethod
     def as_asgi(cls, *, authenticate: Authenticate = user_in_scope, path: str = "/sync") -> AsgiApp:
@@ -146,7 +164,11 @@ class SyncConsumer:
                 message = await receive()
                 handler = events.get(message["type"])
                 if handler is not None:
-                    await handler(self, message)
+                    self.busy = True
+                    try:
+                        await handler(self, message)
+                    finally:
+                        self.busy = False
         except StopConsumer:
             pass
 
@@ -176,17 +198,75 @@ class SyncConsumer:
         self.writer = writer_for(send)
         if deflate and compress_frames(self.writer, send):
             self.codec = JSON_DEFLATE
+        self.busy = False
+        self.inline_types = (
+            INLINE_WITH_STORE if getattr(runtime.store, "inline_updates", False)
+            else INLINE_ALWAYS)
+        self.reader = reader_for(send, self.on_frame)
         METRICS.connections += 1
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         raw = message.get("text")
         if raw is None:
             raw = message.get("bytes") or b""
+        METRICS.messages_queued += 1
+        parsed = self._parse(raw)
+        if parsed is _ABUSIVE:
+            await self.writer.close(POLICY_VIOLATION, "rate limit exceeded")
+        elif parsed is not None:
+            await self._dispatch(parsed, raw)
+
+    async def _queued_parsed(self, message: dict[str, Any]) -> None:
+        """A frame ``on_frame`` parsed but left to the task (it may wait)."""
+        METRICS.messages_queued += 1
+        await self._dispatch(message["parsed"], message["raw"])
+
+    async def _queued_resume(self, message: dict[str, Any]) -> None:
+        """A message ``on_frame`` began that waited for something after all."""
+        await resume(message["coro"], message["awaiting"])
+
+    def on_frame(self, raw: str | bytes) -> bool:
+        """The fast reader's handler: one whole client frame, in the socket's data callback.
+
+        Runs the message now if it is one that completes without waiting
+        (``inline_types``); otherwise parses it and leaves the rest to the task,
+        behind whatever the task holds. False when the task is handling a
+        message: the reader queues the frame instead, so order is kept.
+        """
+        if self.busy:
+            return False
+        try:
+            parsed = self._parse(raw)
+            if parsed is None:
+                return True
+            if parsed is _ABUSIVE:
+                self._run_inline(self.writer.close(POLICY_VIOLATION, "rate limit exceeded"))
+            elif type(parsed) in self.inline_types:
+                METRICS.messages_inline += 1
+                self._run_inline(self._dispatch(parsed, raw))  # type: ignore[arg-type]
+            else:
+                assert self.reader is not None
+                self.reader.defer({"type": "kasagi.parsed", "parsed": parsed, "raw": raw})
+        except Exception:  # nothing may escape into the socket's callback
+            logger.exception("inline frame failed")
+        return True
+
+    def _run_inline(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run ``step`` to its end here, or, if it waits after all, hand it to the task."""
+        try:
+            awaiting = step.send(None)
+        except StopIteration:
+            return
+        assert self.reader is not None
+        self.reader.defer({"type": "kasagi.resume", "coro": step, "awaiting": awaiting})
+
+    def _parse(self, raw: str | bytes) -> Any:
+        """Rate limit, size and envelope checks: the message, ``_ABUSIVE``, or None
+        when the frame was answered with an ERROR instead."""
         try:
             if not self.bucket.take():
                 if self.bucket.abusive():
-                    await self.writer.close(POLICY_VIOLATION, "rate limit exceeded")
-                    return
+                    return _ABUSIVE
                 raise self._unparsed(raw, ErrorCode.RATE_LIMITED, "too many messages; dropped")
             limit = self.runtime.limits.max_frame_bytes
             if len(raw) > limit // 4 and _byte_length(raw) > limit:
@@ -195,8 +275,16 @@ class SyncConsumer:
             parsed = parse_envelope(self.inbound.decode(raw), self.runtime.limits)
         except ProtocolError as exc:
             self.send_error(exc)
-            return
+            return None
+        except Exception:
+            logger.exception("parsing a frame failed")
+            self.send_error(ProtocolError(
+                ErrorCode.INTERNAL, "internal error; the message had no effect"))
+            return None
         METRICS.messages_in[parsed.TYPE] += 1
+        return parsed
+
+    async def _dispatch(self, parsed: Any, raw: str | bytes) -> None:
         try:
             await self._handlers[type(parsed)](self, parsed)  # type: ignore[operator]
         except ProtocolError as exc:
@@ -222,6 +310,8 @@ class SyncConsumer:
     _events = {
         "websocket.receive": websocket_receive,
         "websocket.disconnect": websocket_disconnect,
+        "kasagi.parsed": _queued_parsed,
+        "kasagi.resume": _queued_resume,
     }
 
     # -- message handlers ------------------------------------------------

@@ -28,6 +28,13 @@ class Metrics:
         #: buffer), "generic" (the outbox: another server, or a daphne sync.compat refused).
         self.writer_connections: Counter[str] = Counter(
             {"daphne": 0, "daphne_buffered": 0, "generic": 0})
+        #: WebSocket connections by how their frames arrive (sync.reader.reader_for):
+        #: "daphne" (the fast reader), "generic" (ASGI receive()).
+        self.reader_connections: Counter[str] = Counter({"daphne": 0, "generic": 0})
+        #: client messages run in the protocol's data callback (fast reader, in-memory
+        #: store) against those run by the connection's task after a queue hop
+        self.messages_inline = 0
+        self.messages_queued = 0
         self.rooms = lambda: 0
         self.players = lambda: 0
         self.persistence_queue = lambda: 0
@@ -113,6 +120,22 @@ class _Collector(Collector):
         for path, count in sorted(m.writer_connections.items()):
             paths.add_metric([path], count)
         yield paths
+        paths = CounterMetricFamily(
+            "kasagi_reader_connections", "WebSocket connections by frame reader path.",
+            labels=["path"],
+        )
+        for path, count in sorted(m.reader_connections.items()):
+            paths.add_metric([path], count)
+        yield paths
+        inline = CounterMetricFamily(
+            "kasagi_messages_inline",
+            "Client messages handled in the socket's data callback (no queue hop).")
+        inline.add_metric([], m.messages_inline)
+        yield inline
+        queued = CounterMetricFamily(
+            "kasagi_messages_queued", "Client messages handled by the connection's task.")
+        queued.add_metric([], m.messages_queued)
+        yield queued
 
 
 METRICS = Metrics()

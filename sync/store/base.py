@@ -101,6 +101,9 @@ class RoomStore(Protocol):
     limits: Limits
     #: set by the runtime after construction (the persistence factory needs the store)
     persistence: Persistence
+    #: True when ``update`` and ``message`` never suspend (they return at their first
+    #: step): the consumer then runs them in the socket's data callback (sync.reader)
+    inline_updates: bool
 
     @property
     def rooms(self) -> Mapping[str, LoadedRoom]:

@@ -106,6 +106,9 @@ class MemoryHost:
 
 
 class MemoryRoomStore(LoadedRooms, LocalDocuments):
+    #: update() and message() never suspend: the consumer may run them in the data callback
+    inline_updates = True
+
     def __init__(
         self,
         hub: Hub,

@@ -95,6 +95,9 @@ class LocalPlayer:
 class RedisRoomStore(LoadedRooms, RedisDocumentMethods):
     """The ``RoomStore`` whose state of record is in Redis (see the module docstring)."""
 
+    #: update() and message() wait for Redis: the consumer's task runs them
+    inline_updates = False
+
     def __init__(
         self,
         hub: Hub,

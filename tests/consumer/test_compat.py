@@ -9,6 +9,7 @@ version the check reads is changed, to one no release has.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -23,8 +24,9 @@ from daphne.ws_protocol import WebSocketFactory
 from twisted.internet.testing import StringTransport
 
 from sync import compat
-from sync.compat import KNOWN_GOOD, DaphneFrameWriter, daphne_protocol, framed
+from sync.compat import KNOWN_GOOD, DaphneFrameReader, DaphneFrameWriter, daphne_protocol, framed
 from sync.metrics import METRICS
+from sync.reader import reader_for, resume
 from sync.writer import FrameWriter, writer_for
 
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
@@ -65,6 +67,78 @@ def test_daphne_of_known_versions_gets_the_fast_writer(daphne_send: Any, caplog)
     assert writer.direct is False  # a StringTransport is not Twisted's TCP connection
     assert METRICS.writer_connections["daphne_buffered"] == before + 1
     assert not [r for r in caplog.records if r.name == "sync.compat"]
+
+
+def opened(protocol: Any) -> None:
+    """What a handshake sets that the reader reads (tests/e2e/test_fast_reader.py does
+    the real thing): autobahn's parser state and daphne's queue."""
+    protocol.current_frame, protocol.inside_message = None, False
+    protocol.last_ping, protocol.application_queue = 0.0, object()
+
+
+def test_daphne_of_known_versions_gets_the_fast_reader(daphne_send: Any) -> None:
+    protocol = daphne_send.args[0]
+    before = dict(METRICS.reader_connections)
+    assert reader_for(daphne_send, lambda frame: True) is None  # not open yet: no parser state
+    opened(protocol)
+    reader = reader_for(daphne_send, lambda frame: True)
+    assert isinstance(reader, DaphneFrameReader)
+    assert protocol.dataReceived == reader.data_received  # on this instance only
+    assert protocol.onMessage == reader.on_message
+    assert type(protocol).dataReceived is not reader.data_received
+    assert METRICS.reader_connections["daphne"] == before["daphne"] + 1
+    assert METRICS.reader_connections["generic"] == before["generic"] + 1
+
+
+def test_an_unknown_autobahn_gets_no_fast_reader(
+    daphne_send: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unknown("autobahn", monkeypatch)
+    opened(daphne_send.args[0])
+    before = METRICS.reader_connections["generic"]
+    assert reader_for(daphne_send, lambda frame: True) is None
+    assert METRICS.reader_connections["generic"] == before + 1
+    assert "dataReceived" not in vars(daphne_send.args[0])
+
+
+async def test_resume_finishes_a_coroutine_begun_outside_any_task() -> None:
+    """What the consumer does when a message it began in the data callback waits after all."""
+    loop = asyncio.get_running_loop()
+    gate: asyncio.Future[int] = loop.create_future()
+    seen: list[object] = []
+
+    async def handler() -> None:
+        seen.append(await gate)
+        await asyncio.sleep(0)  # a bare yield, too
+        seen.append(asyncio.current_task() is not None)
+
+    coro = handler()
+    awaiting = coro.send(None)  # the first step, as in the data callback
+    assert awaiting is gate
+    task = loop.create_task(resume(coro, awaiting))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert not task.done()
+    gate.set_result(7)
+    await task
+    assert seen == [7, True]
+
+    blocked: asyncio.Future[None] = loop.create_future()
+    cancelled: list[bool] = []
+
+    async def waits() -> None:
+        try:
+            await blocked
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    coro = waits()
+    task = loop.create_task(resume(coro, coro.send(None)))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled == [True]
 
 
 @pytest.mark.parametrize("library", ["daphne", "Twisted", "autobahn"])

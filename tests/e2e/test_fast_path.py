@@ -1,4 +1,5 @@
-"""A real daphne takes the fast path (sync.compat.DaphneFrameWriter, direct socket sends).
+"""A real daphne takes the fast paths (sync.compat.DaphneFrameWriter, direct socket sends;
+sync.compat.DaphneFrameReader, frames parsed and handled in the data callback).
 
 Without it the server still works (the generic outbox writer), only slower
 (docs/performance.md: p99 84–101 ms instead of 52 ms at workload C), so only a
@@ -21,24 +22,25 @@ from tests.wsclient import Conn, MsgpackConn
 pytestmark = pytest.mark.asyncio
 
 
-def _writer_paths(server: LiveServer) -> dict[str, float]:
+def _paths(server: LiveServer, family_name: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as answer:
         text = answer.read().decode()
     for family in text_string_to_metric_families(text):
-        if family.name == "kasagi_writer_connections":
+        if family.name == family_name:
             return {
                 sample.labels["path"]: sample.value
                 for sample in family.samples if sample.name.endswith("_total")
             }
-    raise AssertionError("kasagi_writer_connections is not in /metrics")
+    raise AssertionError(f"{family_name} is not in /metrics")
 
 
-async def paths(server: LiveServer) -> dict[str, float]:
-    return await asyncio.to_thread(_writer_paths, server)
+async def paths(server: LiveServer, family: str = "kasagi_writer_connections") -> dict[str, float]:
+    return await asyncio.to_thread(_paths, server, family)
 
 
 async def test_connections_to_daphne_take_the_fast_path(kasagi_server, room_id):
     before = await paths(kasagi_server)
+    readers_before = await paths(kasagi_server, "kasagi_reader_connections")
     a = await Conn.open(kasagi_server.ws_url)
     b = await MsgpackConn.open(kasagi_server.ws_url)
     await a.join(room_id, name="A")
@@ -56,6 +58,10 @@ async def test_connections_to_daphne_take_the_fast_path(kasagi_server, room_id):
     assert after["daphne"] - before["daphne"] == 2, (before, after, kasagi_server.log())
     # No connection of this server ever fell back (sync.compat refused nothing).
     assert after["generic"] == 0 and after["daphne_buffered"] == 0, (after, kasagi_server.log())
+    # Both connections' frames come through the fast reader (sync.compat.DaphneFrameReader).
+    readers = await paths(kasagi_server, "kasagi_reader_connections")
+    assert readers["daphne"] - readers_before["daphne"] == 2, (readers, kasagi_server.log())
+    assert readers["generic"] == 0, (readers, kasagi_server.log())
     assert "sync.compat" not in kasagi_server.log()
     await a.close()
     await b.close()
