@@ -680,7 +680,11 @@ class PlayerSessionAdmin(admin.ModelAdmin):
 class ChangesByUserFilter(admin.RelatedOnlyFieldListFilter):
     """The users who made kept changes: pick one for its changes across rooms."""
 
-    title = "changes by this user"
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Django's related-field filters set their title from the field in __init__ (a
+        # class attribute is overwritten), so the sidebar said "By user".
+        self.title = "changes by this user"
 
 
 @admin.register(RoomChange)
