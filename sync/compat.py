@@ -22,7 +22,9 @@ Two things need what these libraries do not promise to keep:
   the protocol *instance* (autobahn's ``dataReceived``, daphne's
   ``onMessage``) and reads autobahn's parser state (``data``,
   ``current_frame``, ``inside_message``) and daphne's ``muted``,
-  ``last_ping`` and ``application_queue``.
+  ``last_ping`` and ``application_queue``; on plain TCP it also takes the
+  socket's read callback from Twisted's asyncio reactor (its
+  ``_asyncioEventloop``, ``_readers``, ``_disconnectSelectable``).
 - permessage-deflate for JSON clients that offer it (:func:`offer_deflate`):
   daphne's factory accepts no extension, but autobahn negotiates them when
   daphne fires the handshake, after the app's ``websocket.accept``, from the
@@ -78,6 +80,7 @@ RECEIVE_CAP_BYTES = 4 * 1024 * 1024
 
 _TRANSPORT_SHAPE = ("socket", "dataBuffer", "offset", "_tempDataLen", "_writeDisconnected")
 _PROTOCOL_SHAPE = ("sendMessage", "sendCloseFrame", "state", "STATE_OPEN", "transport")
+_REACTOR_SHAPE = ("_asyncioEventloop", "_readers", "_disconnectSelectable")
 _READER_SHAPE = (
     "dataReceived", "onMessage", "data", "current_frame", "inside_message", "muted",
     "last_ping", "application_queue",
@@ -315,9 +318,19 @@ class DaphneFrameReader:
     (through ``onMessage``). Frames the handler declines go on daphne's queue
     in arrival order, and once the queue holds anything every later frame
     queues behind it, so messages are handled strictly in order.
+
+    On Twisted's plain TCP transport under its asyncio reactor (``direct``)
+    the socket's read callback is ours too (:meth:`read_ready`): ``recv`` and
+    this parser, without the reactor's per-event logging contexts and
+    dispatch (about a tenth of a busy server's event-loop time). Whatever
+    Twisted does to the reader later (pause, resume, close) re-registers its
+    own callback, which still ends in :meth:`data_received`.
     """
 
-    __slots__ = ("_autobahn_data_received", "_handle", "_protocol", "_queue")
+    __slots__ = (
+        "_autobahn_data_received", "_handle", "_protocol", "_queue", "_reactor", "_transport",
+        "direct",
+    )
 
     def __init__(self, protocol: Any, handle: FrameHandler) -> None:
         self._protocol = protocol
@@ -326,6 +339,34 @@ class DaphneFrameReader:
         self._autobahn_data_received = protocol.dataReceived
         protocol.dataReceived = self.data_received
         protocol.onMessage = self.on_message
+        transport: Any = protocol.transport
+        reactor: Any = _asyncio_reactor_reading(transport)
+        self._transport, self._reactor = transport, reactor
+        self.direct = reactor is not None
+        if reactor is not None:
+            reactor._asyncioEventloop.add_reader(transport.fileno(), self.read_ready)
+
+    def read_ready(self) -> None:
+        """The socket is readable: what Twisted's ``doRead`` does, minus its wrappers."""
+        transport = self._transport
+        why: Any
+        try:
+            data = transport.socket.recv(transport.bufferSize)
+        except BlockingIOError:
+            return
+        except OSError:
+            why = _twisted_main().CONNECTION_LOST
+        else:
+            if data:
+                try:
+                    self.data_received(data)
+                    return
+                except Exception as exc:  # Twisted logs it and drops the connection
+                    logger.exception("reading a WebSocket frame failed")
+                    why = exc
+            else:
+                why = _twisted_main().CONNECTION_DONE
+        self._reactor._disconnectSelectable(transport, why, True)
 
     def defer(self, message: dict[str, Any]) -> None:
         """Put an ASGI-style message on the connection's queue, after what is there."""
@@ -388,6 +429,33 @@ class DaphneFrameReader:
             queue.put_nowait({"type": "websocket.receive", "text": message})
         else:
             queue.put_nowait({"type": "websocket.receive", "bytes": message})
+
+
+def _twisted_main() -> Any:
+    from twisted.internet import main
+
+    return main
+
+
+def _asyncio_reactor_reading(transport: Any) -> Any | None:
+    """Twisted's asyncio reactor when it reads ``transport`` (plain TCP) through
+    the asyncio loop, the callback :class:`DaphneFrameReader` may take over."""
+    if not _plain_tcp(transport):
+        return None
+    try:
+        from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+    except ImportError:  # pragma: no cover - daphne always has Twisted
+        return None
+    reactor = getattr(transport, "reactor", None)
+    if not isinstance(reactor, AsyncioSelectorReactor):
+        return None
+    if not all(hasattr(reactor, name) for name in _REACTOR_SHAPE) or not hasattr(
+            transport, "bufferSize"):
+        _warn_shape_once(f"Twisted {installed_version('Twisted')} asyncio reactor")
+        return None
+    if reactor._readers.get(transport) != transport.fileno():
+        return None  # not reading it right now (paused): leave it to Twisted
+    return reactor
 
 
 def unmask(payload: bytes, mask: bytes) -> bytes:

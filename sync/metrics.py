@@ -29,8 +29,10 @@ class Metrics:
         self.writer_connections: Counter[str] = Counter(
             {"daphne": 0, "daphne_buffered": 0, "generic": 0})
         #: WebSocket connections by how their frames arrive (sync.reader.reader_for):
-        #: "daphne" (the fast reader), "generic" (ASGI receive()).
-        self.reader_connections: Counter[str] = Counter({"daphne": 0, "generic": 0})
+        #: "daphne" (the fast reader, reading the socket itself), "daphne_reactor" (the
+        #: fast reader behind Twisted's reads: TLS), "generic" (ASGI receive()).
+        self.reader_connections: Counter[str] = Counter(
+            {"daphne": 0, "daphne_reactor": 0, "generic": 0})
         #: client messages run in the protocol's data callback (fast reader, in-memory
         #: store) against those run by the connection's task after a queue hop
         self.messages_inline = 0

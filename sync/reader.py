@@ -6,7 +6,8 @@ and handles the hot messages there and then: no ``asyncio.Queue`` hop and no
 task wake-up per message, and autobahn's Python frame parser only for the
 frames that need it. Elsewhere frames arrive the ASGI way, through
 ``receive()`` in the consumer's task. Which path each connection took is
-counted in ``kasagi_reader_connections_total{path=...}``, and how its
+counted in ``kasagi_reader_connections_total{path=...}`` ("daphne": the
+socket's reads too, "daphne_reactor": Twisted's reads, our parser), and how its
 messages were run in ``kasagi_messages_inline_total`` against
 ``kasagi_messages_queued_total``.
 
@@ -29,7 +30,10 @@ def reader_for(send: AsgiSend, handle: FrameHandler) -> DaphneFrameReader | None
     """The fast reader for the server behind ``send``, or None (frames come through
     ``receive()``), counted by path. Call it after ``websocket.accept``."""
     reader = reader_for_daphne(send, handle)
-    METRICS.reader_connections["daphne" if reader is not None else "generic"] += 1
+    if reader is None:
+        METRICS.reader_connections["generic"] += 1
+    else:
+        METRICS.reader_connections["daphne" if reader.direct else "daphne_reactor"] += 1
     return reader
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +20,20 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from autobahn.websocket.xormasker import create_xor_masker
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory
 from twisted.internet.testing import StringTransport
 
 from sync import compat
-from sync.compat import KNOWN_GOOD, DaphneFrameReader, DaphneFrameWriter, daphne_protocol, framed
+from sync.compat import (
+    KNOWN_GOOD,
+    DaphneFrameReader,
+    DaphneFrameWriter,
+    daphne_protocol,
+    framed,
+    unmask,
+)
 from sync.metrics import METRICS
 from sync.reader import reader_for, resume
 from sync.writer import FrameWriter, writer_for
@@ -86,7 +95,8 @@ def test_daphne_of_known_versions_gets_the_fast_reader(daphne_send: Any) -> None
     assert protocol.dataReceived == reader.data_received  # on this instance only
     assert protocol.onMessage == reader.on_message
     assert type(protocol).dataReceived is not reader.data_received
-    assert METRICS.reader_connections["daphne"] == before["daphne"] + 1
+    assert reader.direct is False  # a StringTransport: Twisted keeps reading it
+    assert METRICS.reader_connections["daphne_reactor"] == before["daphne_reactor"] + 1
     assert METRICS.reader_connections["generic"] == before["generic"] + 1
 
 
@@ -204,3 +214,10 @@ def test_frames_are_rfc6455_server_frames(length: int, header: bytes) -> None:
     data = b"a" * length
     assert framed(data, False) == header + data
     assert framed(data, True)[:1] == b"\x82"
+
+
+def test_unmask_is_autobahns_xor() -> None:
+    for n in (0, 1, 3, 4, 5, 63, 125, 126, 300, 65_535, 70_001):
+        payload, mask = os.urandom(n), os.urandom(4)
+        expected = create_xor_masker(mask, n).process(payload) if n else b""
+        assert unmask(payload, mask) == expected

@@ -17,10 +17,8 @@ import urllib.request
 
 import orjson
 import pytest
-from autobahn.websocket.xormasker import create_xor_masker
 from prometheus_client.parser import text_string_to_metric_families
 
-from sync.compat import unmask
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.asyncio
@@ -236,9 +234,3 @@ async def test_invalid_utf8_fails_the_connection_as_autobahn_does(kasagi_server,
         assert opcode == 8 and int.from_bytes(payload[:2], "big") == 1007, (opcode, payload)
     await raw.close()
 
-
-def test_unmask_is_the_rfc_xor():
-    for n in (0, 1, 3, 4, 5, 63, 125, 126, 300, 65_535, 70_001):
-        payload, mask = os.urandom(n), os.urandom(4)
-        expected = create_xor_masker(mask, n).process(payload) if n else b""
-        assert unmask(payload, mask) == expected
