@@ -1,11 +1,12 @@
 """Run one workload against Kasagi and against the tutorial-style baseline, and compare.
 
 Each server is started in turn on a free loopback port (Kasagi after
-``migrate`` into a throwaway SQLite file, with a rate limit high enough for
-the workload), ``bench.load`` runs against it with ``--pids`` of that server,
-and the server is stopped before the next one starts, so they never compete
-for the two cores. Prints a side-by-side table with ratios and, as the last
-line, one JSON object (``BENCH_COMPARE {...}``, or bare with ``--json-only``).
+``migrate`` into a throwaway SQLite file, or into a fresh PostgreSQL database
+with ``--database-url``, with a rate limit high enough for the workload),
+``bench.load`` runs against it with ``--pids`` of that server, and the server
+is stopped before the next one starts, so they never compete for the two cores.
+Prints a side-by-side table with ratios and, as the last line, one JSON object
+(``BENCH_COMPARE {...}``, or bare with ``--json-only``).
 
 Only ever starts servers on 127.0.0.1 and points the load tool at them.
 """
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -115,15 +117,38 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
+def fresh_database(url: str) -> Callable[[], None]:
+    """Create the PostgreSQL database ``url`` names (refused if it exists: a bench never
+    drops a database it did not make); returns the function that drops it."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if parts.scheme not in ("postgres", "postgresql") or not name:
+        raise SystemExit(f"--database-url: not a postgresql://…/<database> URL: {url}")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+    return drop
+
+
 def servers(args: argparse.Namespace, workdir: Path) -> dict[str, Server]:
     redis = {"REDIS_URL": args.redis_url} if args.redis_url else {}
+    database = getattr(args, "database_url", None) or f"sqlite:///{workdir / 'kasagi.sqlite3'}"
     return {
         "kasagi": Server(
             name="kasagi",
             asgi="kasagi_project.asgi:application",
             settings="kasagi_project.settings",
             env={
-                "DATABASE_URL": f"sqlite:///{workdir / 'kasagi.sqlite3'}",
+                "DATABASE_URL": database,
                 "KASAGI_RATE_LIMIT": str(args.rate_limit),
                 "KASAGI_RATE_BURST": str(args.rate_limit * 2),
                 "DJANGO_DEBUG": "false",
@@ -328,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="run both servers with this REDIS_URL (Redis channel layer)",
     )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="run Kasagi on PostgreSQL: postgresql://user@host:port/NAME, a database "
+        "that must not exist yet; it is created, migrated, and dropped after (unless --keep)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, database)")
     parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
@@ -341,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown server(s): {', '.join(unknown)}")
     results: dict[str, dict[str, Any]] = {}
+    drop_database = fresh_database(args.database_url) if args.database_url else None
     try:
         for name in names:
             results[name] = run_one(available[name], load_args, workdir, args.json_only)
@@ -349,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+            if drop_database is not None:
+                drop_database()
 
     rows = compare_rows(results)
     summary = {"preset": args.preset, "load_args": load_args, "rows": rows, "results": results}

@@ -7,13 +7,17 @@ records after it, in order, with no gap. For every kept version to be
 answerable, the room keeps a snapshot at its *floor*: the ``base_version`` of
 its oldest record (none is needed at 0, the empty room). When retention drops
 the oldest records, the writer first writes the state at the new floor
-(``advance_floor``), so the range stays answerable. Both the background writer
-(``rooms.persistence``, its thread) and the request side (``rooms.selectors``)
-read through here; nothing here runs on the event loop.
+(``advance_floor``), so the range stays answerable. Replaying the records up to
+the new floor cost as much CPU as inserting them, so the writer keeps a few of
+the snapshot states it wrote (:class:`Checkpoints`) and moves the floor to one
+of those instead when it can. Both the background writer (``rooms.persistence``,
+its thread) and the request side (``rooms.selectors``) read through here;
+nothing here runs on the event loop.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,11 +90,61 @@ def has_base(room_pk: int, floor: int) -> bool:
     return floor == 0 or RoomSnapshot.objects.filter(room_id=room_pk, version=floor).exists()
 
 
-def advance_floor(room_pk: int, target: int, *, newest: int) -> int | None:
+class Checkpoints:
+    """The states at some versions of each room, as the writer wrote them in snapshots
+    (the writer thread's own): a floor can move to one of them without replaying the
+    records before it. Kept at least ``step`` versions apart and only above the floor,
+    so a room holds about ``(kept + margin) / step`` of them (shallow copies: the
+    core shares the objects inside a state between versions); the rooms changed
+    least recently are forgotten past ``max_rooms``, which only costs a replay."""
+
+    def __init__(self, *, kept: int, max_rooms: int = 1000) -> None:
+        self.step = max(1, prune_margin(kept) // 2)
+        self.max_rooms = max_rooms
+        self._rooms: OrderedDict[int, list[tuple[int, dict[str, Any]]]] = OrderedDict()
+
+    def add(self, room_pk: int, version: int, state: dict[str, Any]) -> None:
+        held = self._rooms.pop(room_pk, None) or []
+        if not held or version >= held[-1][0] + self.step:
+            held.append((version, state))
+        elif version < held[-1][0]:
+            held = [(version, state)]  # an older version: the room started again
+        self._rooms[room_pk] = held
+        while len(self._rooms) > self.max_rooms:
+            self._rooms.popitem(last=False)
+
+    def best(self, room_pk: int, *, above: int, at_most: int) -> tuple[int, dict[str, Any]] | None:
+        """The newest held (version, state) with ``above < version <= at_most``."""
+        for version, state in reversed(self._rooms.get(room_pk, ())):
+            if version <= at_most:
+                return (version, state) if version > above else None
+        return None
+
+    def drop_below(self, room_pk: int, floor: int) -> None:
+        held = self._rooms.get(room_pk)
+        if held:
+            held[:] = [c for c in held if c[0] >= floor]
+
+    def forget(self, room_pk: int) -> None:
+        self._rooms.pop(room_pk, None)
+
+
+def advance_floor(
+    room_pk: int, target: int, *, newest: int, known: tuple[int, dict[str, Any]] | None = None,
+) -> int | None:
     """Drop the records up to ``target`` (a version), writing the state there as the
-    room's new floor snapshot first. When the history cannot compute that state (a
-    gap), the floor goes to the first snapshot after ``target`` instead (at most
-    ``newest``). Returns the new floor, or None when nothing could be dropped."""
+    room's new floor snapshot first. ``known`` is a (version, state) the caller already
+    holds at or below ``target``: the floor goes there, without replaying the records.
+    When the history cannot compute the state (a gap), the floor goes to the first
+    snapshot after ``target`` instead (at most ``newest``). Returns the new floor, or
+    None when nothing could be dropped."""
+    if known is not None:
+        target, whole = known
+        RoomSnapshot.objects.bulk_create(
+            [RoomSnapshot(room_id=room_pk, version=target, state=state_of_snapshot(whole))],
+            ignore_conflicts=True)  # one the room still keeps is the same state
+        RoomChange.objects.filter(room_id=room_pk, version__lte=target).delete()
+        return target
     state = state_at(room_pk, target)
     if state is None:
         later = (

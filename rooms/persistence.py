@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from django.contrib.auth import get_user_model
@@ -106,9 +106,9 @@ class SessionWrite:
         self.fields.update(newer.fields)
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeWrite:
-    """One change for the history (§15): made on the loop, turned into a row here."""
+class ChangeWrite(NamedTuple):
+    """One change for the history (§15): made on the loop (a tuple: the cheapest record
+    to build there, once per change), turned into a row by the writer."""
 
     room_id: str
     change: Change
@@ -152,12 +152,14 @@ class Batch:
 def write_batch(
     batch: Batch, *, kept: int, players_written: dict[str, frozenset[str]] | None = None,
     history_kept: int = 10_000, floors: dict[int, int] | None = None,
+    checkpoints: history.Checkpoints | None = None,
 ) -> None:
     """Write one batch in the calling thread and transaction. Idempotent: safe to retry.
 
     ``players_written`` (room → player ids of the last snapshot written) limits
     the search for sessions to end to the players that vanished since; ``floors``
-    (room pk → first kept history version, the writer's cache) saves a query a room.
+    (room pk → first kept history version, the writer's cache) saves a query a room;
+    ``checkpoints`` (the writer's) lets retention move a floor without a replay.
     """
     now = timezone.now()
     wanted = set(batch.snapshots) | set(batch.closed)
@@ -195,9 +197,16 @@ def write_batch(
         )
         room_pks = [pks[s.room_id] for s in snapshots]
         Room.objects.filter(pk__in=room_pks).update(last_activity_at=now)
+    if checkpoints is None:
+        checkpoints = history.Checkpoints(kept=history_kept)
     if batch.changes:
+        for snapshot in snapshots:
+            checkpoints.add(pks[snapshot.room_id], snapshot.version, snapshot.state)
         _write_history(batch.changes, pks, kept=history_kept,
-                       floors=floors if floors is not None else {})
+                       floors=floors if floors is not None else {}, checkpoints=checkpoints)
+    for room_id in batch.closed:
+        if room_id in pks:
+            checkpoints.forget(pks[room_id])
     if snapshots:
         _prune(room_pks, kept=kept)
         for snapshot in snapshots:
@@ -270,10 +279,12 @@ def _insert_changes(rows: list[tuple[Any, ...]]) -> None:
 
 def _write_history(
     changes: list[ChangeWrite], pks: dict[str, int], *, kept: int, floors: dict[int, int],
+    checkpoints: history.Checkpoints,
 ) -> None:
     """Insert the records (a repeat of a stored one is skipped), then keep each room's
     history answerable and bounded: its floor has a known state, and at most ``kept``
-    plus a margin records stay (``rooms.history``). ``floors`` is updated."""
+    plus a margin records stay (``rooms.history``), the floor moving to a checkpoint
+    when one fits. ``floors`` is updated."""
     users = {w.author.user_id for w in changes if w.author.user_id is not None}
     known = set(
         get_user_model().objects.filter(pk__in=users).values_list("pk", flat=True)
@@ -314,9 +325,13 @@ def _write_history(
                 floor = moved
             first = floors[room_pk] = floor + 1
         if last - first + 1 > kept + margin:
-            moved = history.advance_floor(room_pk, last - kept, newest=last)
+            held = checkpoints.best(room_pk, above=first - 1, at_most=last - kept)
+            if held is not None and last - held[0] > kept + margin:
+                held = None  # too far back to bound the table: replay to the exact target
+            moved = history.advance_floor(room_pk, last - kept, newest=last, known=held)
             if moved is not None:
                 floors[room_pk] = moved + 1
+                checkpoints.drop_below(room_pk, moved)
 
 
 def players_of(snapshot: SnapshotWrite) -> frozenset[str]:
@@ -356,6 +371,7 @@ class BackgroundWriter:
         self.history_kept = history_kept
         #: room pk → its first kept history version (the writer's own cache)
         self._floors: dict[int, int] = {}
+        self._checkpoints = history.Checkpoints(kept=history_kept)
         self._cond = threading.Condition()
         self._pending = Batch()
         self._inflight = 0
@@ -490,7 +506,8 @@ class BackgroundWriter:
         floors = dict(self._floors)  # kept only if the transaction commits
         with transaction.atomic():
             write_batch(batch, kept=self.kept, players_written=self._players_written,
-                        history_kept=self.history_kept, floors=floors)
+                        history_kept=self.history_kept, floors=floors,
+                        checkpoints=self._checkpoints)
         self._floors = floors
         for room_id, snapshot in batch.snapshots.items():
             self._players_written[room_id] = players_of(snapshot)

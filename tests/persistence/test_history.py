@@ -48,11 +48,12 @@ class Played:
 
 
 def write(played: Played, writes: list[ChangeWrite], *, kept: int = 10_000,
-          floors: dict[int, int] | None = None, snapshot: bool = True) -> None:
+          floors: dict[int, int] | None = None, snapshot: bool = True,
+          checkpoints: history.Checkpoints | None = None) -> None:
     batch = Batch(changes=list(writes))
     if snapshot:
         batch.snapshots[played.room_id] = played.snapshot()
-    write_batch(batch, kept=2, history_kept=kept, floors=floors)
+    write_batch(batch, kept=2, history_kept=kept, floors=floors, checkpoints=checkpoints)
 
 
 def test_records_carry_kind_author_and_patch_and_repeats_are_written_once() -> None:
@@ -151,3 +152,56 @@ def test_changes_older_than_the_kept_history_are_not_written_back() -> None:
     write(played, played.writes, kept=kept, floors=floors)  # everything again
     assert history.floor_of(room.pk) == floor
     assert history.state_at(room.pk, floor) == played.states[floor]
+
+
+def test_retention_moves_the_floor_to_a_snapshot_it_wrote_without_a_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer's checkpoints: the floor lands on a version a batch's snapshot held
+    (every 20 here), not on ``newest - kept``, and stays answerable and bounded."""
+    room = Room.objects.create(room_id="h-7")
+    played = Played("h-7", Author.player())
+    kept, floors = 50, {}
+    checkpoints = history.Checkpoints(kept=kept)
+    replayed: list[int] = []
+    replay = history.state_at
+
+    def counting_state_at(room_pk: int, version: int, **kwargs: Any) -> Any:
+        replayed.append(version)
+        return replay(room_pk, version, **kwargs)
+
+    monkeypatch.setattr(history, "state_at", counting_state_at)
+    for _ in range(30):
+        start = len(played.writes)
+        played.play(20)
+        write(played, played.writes[start:], kept=kept, floors=floors, checkpoints=checkpoints)
+        count = RoomChange.objects.filter(room=room).count()
+        assert count <= kept + history.prune_margin(kept) + 20
+    monkeypatch.undo()
+    assert replayed == []  # every move of the floor went to a checkpoint
+    count = RoomChange.objects.filter(room=room).count()
+    assert kept <= count <= kept + history.prune_margin(kept)
+    floor = history.floor_of(room.pk)
+    assert floor is not None and floor > 0 and floor % 20 == 0
+    assert RoomSnapshot.objects.filter(room=room).count() <= 3  # 2 newest + the floor
+    for version in range(floor, played.room.version + 1):
+        assert history.state_at(room.pk, version) == played.states[version], version
+    assert history.state_at(room.pk, floor - 1) is None
+
+
+def test_checkpoints_are_spaced_bounded_and_found_below_a_target() -> None:
+    checkpoints = history.Checkpoints(kept=1000, max_rooms=2)  # step: margin 100 / 2
+    assert checkpoints.step == 50
+    for version in range(0, 400, 20):  # held: 0, 60, 120, ... (at least 50 apart)
+        checkpoints.add(1, version, {"v": version})
+    assert checkpoints.best(1, above=0, at_most=130) == (120, {"v": 120})
+    assert checkpoints.best(1, above=120, at_most=170) is None  # none above the floor
+    checkpoints.drop_below(1, 200)
+    assert checkpoints.best(1, above=0, at_most=239) is None
+    assert checkpoints.best(1, above=0, at_most=260) == (240, {"v": 240})
+    checkpoints.add(1, 10, {"v": 10})  # the room started again lower: the rest goes
+    assert checkpoints.best(1, above=0, at_most=400) == (10, {"v": 10})
+    checkpoints.add(2, 5, {})
+    checkpoints.add(3, 5, {})  # a third room: the one changed least recently goes
+    assert checkpoints.best(1, above=0, at_most=400) is None
+    assert checkpoints.best(3, above=0, at_most=400) == (5, {})
