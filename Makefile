@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 HOST   ?= 0.0.0.0
 PORT   ?= 8080
 
-.PHONY: run test install lint bench compare clean yjs
+.PHONY: run test install lint bench compare clean yjs colyseus
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ $(YJS)/node_modules/.installed: $(YJS)/package.json $(YJS)/package-lock.json
 
 yjs: $(YJS)/node_modules/.installed
 
+## The pinned Colyseus 0.16 (bench/colyseus): bench.compare's peer for issue 17
+COLYSEUS := bench/colyseus
+$(COLYSEUS)/node_modules/.installed: $(COLYSEUS)/package.json $(COLYSEUS)/package-lock.json
+	cd $(COLYSEUS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+colyseus: $(COLYSEUS)/node_modules/.installed
+
 ## Set up and run one server: SQLite, in-memory rooms, demo at http://localhost:8080/
 run: install
 	$(PY) manage.py migrate --noinput
@@ -31,7 +39,7 @@ run: install
 		kasagi_project.asgi:application
 
 ## Set up and run the whole test suite (Python, JS client unit tests, lint)
-test: install yjs
+test: install yjs colyseus
 	$(VENV)/bin/ruff check .
 	node --test static/kasagi/tests/
 	$(VENV)/bin/mypy

@@ -1,4 +1,4 @@
-"""Run one workload against Kasagi and against the tutorial-style baseline, and compare.
+"""Run one workload against Kasagi, the tutorial-style baseline and Colyseus, and compare.
 
 Each server is started in turn on a free loopback port (Kasagi after
 ``migrate`` into a throwaway SQLite file, or into a fresh PostgreSQL database
@@ -7,6 +7,10 @@ with ``--database-url``, with a rate limit high enough for the workload),
 is stopped before the next one starts, so they never compete for the two cores.
 Prints a side-by-side table with ratios and, as the last line, one JSON object
 (``BENCH_COMPARE {...}``, or bare with ``--json-only``).
+
+Colyseus 0.16 (bench/colyseus) is a Node peer: its own server and its own load
+tool (``load.mjs``: the same workload options, a result in bench.load's shape),
+``--payload xyt`` only. Ratios are kasagi/<other> for every other server.
 
 Only ever starts servers on 127.0.0.1 and points the load tool at them.
 """
@@ -33,6 +37,7 @@ import orjson
 from bench.load import add_workload_arguments, parse_result, raise_open_files_limit
 
 REPO = Path(__file__).resolve().parent.parent
+COLYSEUS = REPO / "bench" / "colyseus"
 RESULT_PREFIX = "BENCH_COMPARE "
 DAPHNE_OPTIONS = ["--ping-interval", "10", "--ping-timeout", "30"]
 
@@ -69,6 +74,20 @@ class Server:
     settings: str
     env: dict[str, str] = field(default_factory=dict)
     prepare: Callable[[dict[str, str]], None] | None = None
+
+
+@dataclass(frozen=True)
+class NodePeer:
+    """A server under test that is not daphne: a Node server and its own load tool,
+    which takes bench.load's workload options and prints a result in its shape."""
+
+    name: str
+    directory: Path
+    server_script: str
+    load_script: str
+
+
+PEERS = {"colyseus": NodePeer("colyseus", COLYSEUS, "server.mjs", "load.mjs")}
 
 
 def free_port() -> int:
@@ -165,50 +184,67 @@ def servers(args: argparse.Namespace, workdir: Path) -> dict[str, Server]:
     }
 
 
+def room_prefix(name: str) -> str:
+    return f"cmp-{name}-{int(time.time()) % 1000000}"
+
+
 def run_one(server: Server, load_args: list[str], workdir: Path, quiet: bool) -> dict[str, Any]:
+    """A daphne server and bench.load against it."""
     env = server_env(server)
     if server.prepare is not None:
         server.prepare(env)
+    return measure(
+        server.name,
+        lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                      *DAPHNE_OPTIONS, server.asgi],
+        lambda port, pid: [sys.executable, "-m", "bench.load", "--json-only",
+                           "--url", f"ws://127.0.0.1:{port}/sync", "--pids", str(pid),
+                           "--room-prefix", room_prefix(server.name), *load_args],
+        REPO, env, workdir, quiet,
+    )
+
+
+def run_peer(peer: NodePeer, load_args: list[str], workdir: Path, quiet: bool) -> dict[str, Any]:
+    """A Node peer (Colyseus) and its own load tool, after ``npm ci`` if it never ran."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError(f"{peer.name} needs node on PATH")
+    if not (peer.directory / "node_modules").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                       cwd=peer.directory, check=True)
+    return measure(
+        peer.name,
+        lambda port: [node, peer.server_script, str(port)],
+        lambda port, pid: [node, peer.load_script, "--json-only",
+                           "--url", f"ws://127.0.0.1:{port}", "--pid", str(pid),
+                           "--room-prefix", room_prefix(peer.name), *load_args],
+        peer.directory, dict(os.environ), workdir, quiet,
+    )
+
+
+def measure(
+    name: str,
+    server_argv: Callable[[int], list[str]],
+    load_argv: Callable[[int, int], list[str]],
+    cwd: Path,
+    env: dict[str, str],
+    workdir: Path,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Start one server on a free port, run its load tool against it, stop the server."""
     port = free_port()
-    log_path = workdir / f"{server.name}.log"
+    log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                *DAPHNE_OPTIONS,
-                server.asgi,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            server_argv(port), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
         wait_for_port(port, proc)
         if not quiet:
-            print(f"== {server.name}: daphne pid {proc.pid} on port {port}", file=sys.stderr)
-        cmd = [
-            sys.executable,
-            "-m",
-            "bench.load",
-            "--json-only",
-            "--url",
-            f"ws://127.0.0.1:{port}/sync",
-            "--pids",
-            str(proc.pid),
-            "--room-prefix",
-            f"cmp-{server.name}-{int(time.time()) % 1000000}",
-            *load_args,
-        ]
-        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+            print(f"== {name}: server pid {proc.pid} on port {port}", file=sys.stderr)
+        done = subprocess.run(load_argv(port, proc.pid), cwd=cwd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"bench.load failed against {server.name}:\n{done.stderr[-3000:]}")
+            raise RuntimeError(f"the load tool failed against {name}:\n{done.stderr[-3000:]}")
         return parse_result(done.stdout)
     except Exception:
         print(f"server log kept at {log_path}", file=sys.stderr)
@@ -235,6 +271,11 @@ LOAD_ROWS: list[Row] = [
     ("server RSS (MB)", lambda r: r["server"]["rss_mb"], "low"),
     ("frames received/s", lambda r: r["frames_rx_per_s"], ""),
     ("bytes rx / client / s", lambda r: r["bytes_rx_per_client_per_s"], "low"),
+    ("wire bytes rx / client / s", lambda r: r.get("wire_bytes_rx_per_client_per_s"), "low"),
+    # xyt: a server that falls behind merges more moves per patch and sends fewer bytes,
+    # so read bytes next to how many of the others' changes each client got
+    ("changes received/s (xyt)", lambda r: r.get("changes_rx_per_s"), "high"),
+    ("wire bytes / change received", lambda r: wire_bytes_per_change(r), "low"),
     ("chain gaps", lambda r: r["gaps"], "low"),
     ("resynced deliveries", lambda r: r["resynced"], "low"),
     ("errors", lambda r: sum(r["errors"].values()), "low"),
@@ -257,6 +298,14 @@ IDLE_ROWS: list[Row] = [
 ]
 
 
+def wire_bytes_per_change(result: dict[str, Any]) -> float | None:
+    """xyt: wire bytes received over the other members' changes received (all clients)."""
+    wire, changes = result.get("wire_bytes_rx_per_client_per_s"), result.get("changes_rx_per_s")
+    if wire is None or not changes:
+        return None
+    return round(wire * result["clients"] / changes, 2)
+
+
 def cell(value: Any) -> str:
     if value is None:
         return "n/a"
@@ -273,30 +322,43 @@ def ratio(a: Any, b: Any) -> float | None:
     return None
 
 
+def others(names: list[str]) -> list[str]:
+    """The servers Kasagi is divided by (every other one, when Kasagi ran)."""
+    return [n for n in names if n != "kasagi"] if "kasagi" in names else []
+
+
 def compare_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per metric: each server's value and ``ratios`` kasagi/<other> (``ratio``
+    too when there is exactly one other)."""
     any_result = next(iter(results.values()))
     rows = IDLE_ROWS if any_result["mode"] == "idle" else LOAD_ROWS
+    divisors = others(list(results))
     out = []
     for label, get, better in rows:
         values = {name: get(r) for name, r in results.items()}
         row: dict[str, Any] = {"metric": label, "better": better, **values}
-        if "kasagi" in values and "baseline" in values:
-            row["ratio"] = ratio(values["kasagi"], values["baseline"])
+        if divisors:
+            row["ratios"] = {n: ratio(values["kasagi"], values[n]) for n in divisors}
+            if len(divisors) == 1:
+                row["ratio"] = row["ratios"][divisors[0]]
         out.append(row)
     return out
 
 
 def render(rows: list[dict[str, Any]], names: list[str], title: str) -> str:
-    header = ["metric", *names] + (["kasagi/baseline"] if len(names) == 2 else [])
+    divisors = others(names)
+    header = ["metric", *names] + [f"kasagi/{n}" for n in divisors]
     body = []
     for row in rows:
         line = [row["metric"], *(cell(row[n]) for n in names)]
-        if len(names) == 2:
-            r = row.get("ratio")
+        for i, n in enumerate(divisors):
+            r = row["ratios"][n]
+            last = i == len(divisors) - 1
             line.append(
                 ""
                 if r is None
-                else f"{r:,.3g}x" + (f" ({row['better']} is better)" if row["better"] else "")
+                else f"{r:,.3g}x"
+                + (f" ({row['better']} is better)" if row["better"] and last else "")
             )
         body.append(line)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
@@ -340,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--servers",
         default="kasagi,baseline",
-        help="comma-separated, in run order (kasagi, baseline)",
+        help="comma-separated, in run order (kasagi, baseline, colyseus: --payload xyt only)",
     )
     parser.add_argument(
         "--rate-limit",
@@ -365,8 +427,12 @@ def main(argv: list[str] | None = None) -> int:
 
     raise_open_files_limit()
     load_args = load_arguments(args)
+    peers = [n for n in (n.strip() for n in args.servers.split(",")) if n in PEERS]
+    workload = dict(zip(load_args[::2], load_args[1::2], strict=True))
+    if peers and (workload.get("--payload") != "xyt" or "--idle" in workload):
+        parser.error(f"{', '.join(peers)} runs only --payload xyt (not idle)")
     workdir = Path(tempfile.mkdtemp(prefix="kasagi-compare-"))
-    available = servers(args, workdir)
+    available: dict[str, Server | NodePeer] = {**servers(args, workdir), **PEERS}
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if n not in available]
     if unknown:
@@ -375,7 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     drop_database = fresh_database(args.database_url) if args.database_url else None
     try:
         for name in names:
-            results[name] = run_one(available[name], load_args, workdir, args.json_only)
+            target = available[name]
+            if isinstance(target, NodePeer):
+                results[name] = run_peer(target, load_args, workdir, args.json_only)
+            else:
+                results[name] = run_one(target, load_args, workdir, args.json_only)
             if len(names) > 1:
                 time.sleep(1.0)  # let the machine settle between servers
     finally:
@@ -390,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         print(orjson.dumps(summary).decode())
         return 0
     print(render(rows, names, f"bench.compare  preset {args.preset or '-'}  {' '.join(load_args)}"))
+    if peers:
+        print(f"({', '.join(peers)}: its own encoding; --encoding applies to Kasagi and the"
+              " baseline. xyt: deliveries = in-window moves x members)")
     if args.keep:
         print(f"logs and database in {workdir}")
     print(RESULT_PREFIX + orjson.dumps(summary).decode())

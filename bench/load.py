@@ -5,7 +5,9 @@ room, sends STATE_UPDATEs on a fixed schedule with its send time ``t`` (epoch
 microseconds, ``time.time_ns() // 1000``, shared by all processes of the tool)
 and a sequence number ``s`` in its own player object, and mirrors its room by
 applying FULL_STATE and then every DELTA_UPDATE / PLAYER_JOINED / PLAYER_LEFT
-in order. With ``--messages-per-second N`` each client also sends N MESSAGEs a
+in order. ``--payload xyt`` sends the issue-17 workload instead, exactly ``{x, y, t}``
+(t in epoch milliseconds, a float; no sequence number), as bench/colyseus/load.mjs
+does against Colyseus. With ``--messages-per-second N`` each client also sends N MESSAGEs a
 second (§11, kind ``bench.ping``, its send time ``t`` and sequence number ``s``
 in ``data``) that the room relays as EVENTs to its other members, which measure
 send → EVENT-seen latency the same way. The per-frame path is raw
@@ -30,6 +32,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import random
 import resource
 import sys
 import time
@@ -62,9 +65,14 @@ loads = orjson.loads
 dumps = orjson.dumps
 time_ns = time.time_ns
 MSGPACK_SUBPROTOCOL = "kasagi.msgpack"
+XYT = "xyt"
+XYT_STEP = 5
+XYT_START = 500
 #: encoding name -> (encode, decode, frames are text)
 WIRE = {
     "json": (orjson.dumps, orjson.loads, True),
+    # json-deflate: JSON whose sockets offer permessage-deflate (see open_socket)
+    "json-deflate": (orjson.dumps, orjson.loads, True),
     "msgpack": (msgpack.packb, msgpack.unpackb, False),
     # bin1: clients send table-free frames; each socket decodes with its own Decoder
     "bin1": (bin_codec.encode, bin_codec.Decoder().decode, False),
@@ -113,6 +121,10 @@ class Config:
         if self.idle_mode:
             return max(self.rooms, math.ceil(self.idle / PLAYERS_PER_IDLE_ROOM))
         return self.rooms
+
+    @property
+    def xyt(self) -> bool:
+        return self.payload == XYT
 
     @property
     def blob_bytes(self) -> int:
@@ -189,12 +201,27 @@ def raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class CountingConnection(ClientConnection):
+    """A client connection that counts what its socket received: wire bytes (WebSocket
+    framing and permessage-deflate included, the HTTP handshake answer too), where
+    ``recv`` only sees message payloads after decompression."""
+
+    wire_rx = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.wire_rx += len(data)
+        super().data_received(data)
+
+
 async def open_socket(url: str, timeout: float, encoding: str = "json") -> ClientConnection:
-    """One lean client socket: no compression, no client pings (the server pings), no size cap."""
+    """One lean client socket: no client pings (the server pings), no size cap, and no
+    compression unless ``encoding`` is ``json-deflate`` (it then offers permessage-deflate
+    as a browser does)."""
     return await connect(
         url,
         subprotocols=SUBPROTOCOLS.get(encoding),
-        compression=None,
+        compression="deflate" if encoding == "json-deflate" else None,
+        create_connection=CountingConnection,
         ping_interval=None,
         max_size=None,
         max_queue=256,
@@ -308,6 +335,8 @@ class Client:
         # move payload: a slow bounce inside 0..1000 (arena allows 1000 units/s)
         self.x = 100 + (idx * 37) % 800
         self.y = 100 + (idx * 91) % 800
+        if cfg.xyt:  # a random walk from the middle, as load.mjs's Colyseus clients
+            self.x = self.y = XYT_START
         self.vx = (1 + idx % 3) * (1 if idx % 2 else -1)
         self.vy = (1 + (idx // 3) % 3) * (1 if (idx // 2) % 2 else -1)
         if cfg.room_type == world.WORLD:  # spread evenly over the room's square
@@ -329,6 +358,8 @@ class Worker:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
         self.in_window = False
+        self.t_window = (0.0, 0.0)  # xyt: the window in epoch ms (a received t inside counts)
+        self.rng = random.Random(indices[0] if indices else 0)
         n = cfg.blob_bytes
         self.blob_base = ("abcdefghijklmnopqrstuvwxyz0123456789" * (2 * n // 36 + 2))[: 2 * n]
         #: moves bounce inside 0..bound (a world room: its players' square)
@@ -347,10 +378,10 @@ class Worker:
         self.send_lag_us = array("q")
         self.connect_us = array("q")
         self.open_start = self.open_end = 0.0
-        self.marks: dict[str, tuple[int, int, int, int, float]] = {}
+        self.marks: dict[str, tuple[int, int, int, int, float, int]] = {}
         self.handlers = {
             "FULL_STATE": self.on_full_state,
-            "DELTA_UPDATE": self.on_delta,
+            "DELTA_UPDATE": self.on_delta_xyt if cfg.xyt else self.on_delta,
             "PLAYER_JOINED": self.on_player_joined,
             "PLAYER_LEFT": self.on_player_left,
             "ERROR": self.on_error,
@@ -375,6 +406,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         base = loop.time() + (go["t0"] - time.time())
         cfg = self.cfg
+        start_ms = (go["t0"] + cfg.warmup) * 1000
+        self.t_window = (start_ms, start_ms + cfg.duration * 1000)
         loop.call_at(base + cfg.warmup, self.mark, "start")
         loop.call_at(base + cfg.warmup + cfg.duration, self.mark, "end")
         if not cfg.idle_mode:
@@ -399,6 +432,7 @@ class Worker:
             self.frames_tx,
             self.bytes_tx,
             time.process_time(),
+            sum(c.ws.wire_rx for c in self.clients if isinstance(c.ws, CountingConnection)),
         )
 
     async def open_client(self, c: Client, sem: asyncio.Semaphore) -> None:
@@ -434,7 +468,7 @@ class Worker:
 
     def join_payload(self, c: Client) -> dict[str, Any]:
         payload: dict[str, Any] = {"playerName": f"{NAME_PREFIX}{c.idx}"}
-        if self.cfg.payload == "move":
+        if self.cfg.payload in ("move", XYT):
             payload["x"], payload["y"] = c.x, c.y
         return payload
 
@@ -459,7 +493,10 @@ class Worker:
 
     async def send_loop(self, base: float) -> None:
         """The STATE_UPDATEs: every client's slots, send lag measured."""
-        make = self.make_blob if self.cfg.blob_bytes else self.make_move
+        make = (
+            self.make_blob if self.cfg.blob_bytes else self.make_xyt if self.cfg.xyt
+            else self.make_move
+        )
 
         def build(c: Client, k: int) -> dict[str, Any]:
             return {"type": "STATE_UPDATE", "roomId": c.room, "payload": make(c, k)}
@@ -536,6 +573,16 @@ class Worker:
             y = c.y + c.vy
         c.x, c.y = x, y
         return {"x": x, "y": y, "t": time_ns() // 1000, "s": seq}
+
+    def make_xyt(self, c: Client, seq: int) -> dict[str, Any]:
+        """Exactly ``{x, y, t}``: integers random-walking ±5 inside 0..bound, and the send
+        time in epoch ms as a float (as Node's ``performance.timeOrigin + performance.now()``).
+        No ``s``: Colyseus's peer sends none, and its bytes would skew the comparison."""
+        step, bound = self.rng.randint, int(self.bound)
+        x = min(bound, max(0, c.x + step(-XYT_STEP, XYT_STEP)))
+        y = min(bound, max(0, c.y + step(-XYT_STEP, XYT_STEP)))
+        c.x, c.y = x, y
+        return {"x": x, "y": y, "t": time_ns() / 1e6}
 
     def make_blob(self, c: Client, seq: int) -> dict[str, Any]:
         n = self.cfg.blob_bytes
@@ -707,6 +754,51 @@ class Worker:
         self.rx_deliveries += received
         self.duplicates += duplicates
 
+    def on_delta_xyt(self, c: Client, msg: dict[str, Any]) -> None:
+        """``--payload xyt``: apply a DELTA_UPDATE and count what it carried.
+
+        Without sequence numbers a receiver cannot tell how many moves a patch
+        superseded, so there is no delivered count: delivery shows as convergence.
+        Each patch of another member whose ``t`` is newer than the mirror's is one
+        change received (``rx_deliveries`` while in the window); when that ``t`` falls
+        inside the window it is *observed* and gives one latency sample (now − t).
+        A ``t`` not newer than the mirror's is a duplicate.
+        """
+        if not self.in_chain(c, msg):
+            return
+        state = c.state
+        assert state is not None
+        payload = msg.get("payload") or {}
+        changes = payload.get("players")
+        if type(changes) is dict:
+            players = state.get("players")
+            if type(players) is not dict:
+                players = {}
+            start, end = self.t_window
+            now_ms = time_ns() / 1e6
+            received = observed = duplicates = 0
+            latency = self.latency_us
+            for pid, patch in changes.items():
+                if pid == c.pid or type(patch) is not dict:
+                    continue
+                t = patch.get("t")
+                if type(t) is not float and type(t) is not int:
+                    continue
+                old = players.get(pid)
+                before = old.get("t") if type(old) is dict else None
+                if before is not None and t <= before:
+                    duplicates += 1
+                    continue
+                received += 1
+                if start <= t < end:
+                    observed += 1
+                    latency.append(int((now_ms - t) * 1000))
+            self.observed += observed
+            if self.in_window:
+                self.rx_deliveries += received
+            self.duplicates += duplicates
+        c.state = merge_patch(state, payload)
+
     def on_player_joined(self, c: Client, msg: dict[str, Any]) -> None:
         if not self.in_chain(c, msg):
             return
@@ -769,7 +861,9 @@ class Worker:
         start = self.marks.get("start")
         end = self.marks.get("end")
         window = (
-            [b - a for a, b in zip(start, end, strict=True)] if start and end else [0, 0, 0, 0, 0.0]
+            [b - a for a, b in zip(start, end, strict=True)]
+            if start and end
+            else [0, 0, 0, 0, 0.0, 0]
         )
         return {
             "frames_window": window[0],
@@ -777,6 +871,7 @@ class Worker:
             "frames_tx_window": window[2],
             "bytes_tx_window": window[3],
             "cpu_window": window[4],
+            "wire_rx_window": window[5],
             "frames_total": self.frames,
             "sent_total": self.frames_tx,
             "delivered": self.delivered,
@@ -892,6 +987,10 @@ async def coordinate(cfg: Config, conns: list[Any]) -> dict[str, Any]:
     if cfg.idle_mode:
         await asyncio.sleep(1.0)  # let the server settle after the join storm
     rss_joined = proc_rss_bytes(cfg.pids)
+    if not cfg.idle_mode:
+        # the server's first HTTP request (Django's lazy setup) stalls its loop for
+        # ~0.2 s: make it now, not in the window where /metrics is read
+        await asyncio.to_thread(world.view_counters, cfg.url)
 
     t0 = time.time() + START_DELAY_SECONDS
     for conn in conns:
@@ -961,7 +1060,10 @@ def build_result(
         window_messages.update(report["window_messages"])
         failures.update(report["connect_failures"])
     clients = sum(members.values())
-    expected = sum(window_sends[room] * (members[room] - 1) for room in members)
+    # xyt: moves × members, as load.mjs counts for Colyseus (both servers send every
+    # member the room's patch, its sender included); otherwise to the other members
+    others = 0 if cfg.xyt else 1
+    expected = sum(window_sends[room] * (members[room] - others) for room in members)
 
     def total(key: str) -> int:
         return sum(report[key] for report in finals)
@@ -986,6 +1088,11 @@ def build_result(
     observed = total("observed")
     rx_deliveries = total("rx_deliveries")
     cpu_per_proc = [report["cpu_window"] for report in finals]
+    if cfg.xyt:  # no sequence numbers: per delivery means per expected delivery
+        delivered_or_none: int | None = None
+        per_delivery = expected
+    else:
+        delivered_or_none, per_delivery = delivered, rx_deliveries
     result: dict[str, Any] = {
         "bench": "kasagi-bench-load",
         "mode": "idle" if cfg.idle_mode else "load",
@@ -995,15 +1102,19 @@ def build_result(
         "sent": sum(window_sends.values()),
         "sent_total": total("sent_total"),
         "expected_deliveries": expected,
-        "deliveries": delivered,
+        "deliveries": delivered_or_none,
         "observed": observed,
-        "superseded": delivered - observed,
-        "resynced": total("resynced"),
-        "delivery_ratio": rounded(delivered / expected, 4) if expected else None,
-        "deliveries_per_s": rounded(rx_deliveries / duration, 1),
+        "superseded": None if cfg.xyt else delivered - observed,
+        "resynced": None if cfg.xyt else total("resynced"),
+        "delivery_ratio": rounded(delivered / expected, 4) if expected and not cfg.xyt else None,
+        "deliveries_per_s": rounded(per_delivery / duration, 1),
+        "changes_rx_per_s": rounded(rx_deliveries / duration, 1) if cfg.xyt else None,
         "frames_rx_per_s": rounded(total("frames_window") / duration, 1),
         "bytes_rx_per_client_per_s": rounded(
             total("bytes_rx_window") / duration / max(clients, 1), 1
+        ),
+        "wire_bytes_rx_per_client_per_s": rounded(
+            total("wire_rx_window") / duration / max(clients, 1), 1
         ),
         "bytes_tx_per_client_per_s": rounded(
             total("bytes_tx_window") / duration / max(clients, 1), 1
@@ -1023,8 +1134,8 @@ def build_result(
             "cpu_s": rounded(server_cpu),
             "cpu_pct": rounded(server_cpu / duration * 100, 1) if server_cpu is not None else None,
             "cpu_s_per_1000_deliveries": (
-                rounded(server_cpu / rx_deliveries * 1000, 4)
-                if server_cpu is not None and rx_deliveries
+                rounded(server_cpu / per_delivery * 1000, 4)
+                if server_cpu is not None and per_delivery
                 else None
             ),
             "rss_mb": rounded(rss["end"] / 2**20, 1) if rss["end"] is not None else None,
@@ -1158,6 +1269,26 @@ def event_lines(result: dict[str, Any]) -> list[str]:
     ]
 
 
+def delivery_lines(result: dict[str, Any]) -> list[str]:
+    """The table's delivery lines: counted by sequence number, or (xyt) expected only."""
+    if result["config"]["payload"] == XYT:
+        return [
+            f"  deliveries          {fmt(result['expected_deliveries'])} expected (moves x "
+            f"members; xyt has no seq: delivery shows as convergence); "
+            f"observed {fmt(result['observed'])} in-window t of others",
+            f"  deliveries/s        {fmt(result['deliveries_per_s'])} expected, changes "
+            f"received {fmt(result['changes_rx_per_s'])}/s",
+        ]
+    return [
+        f"  deliveries          {fmt(result['deliveries'])} of "
+        f"{fmt(result['expected_deliveries'])}"
+        f" expected ({fmt(100 * (result['delivery_ratio'] or 0), ' %')}); "
+        f"observed {fmt(result['observed'])}, superseded {fmt(result['superseded'])}, "
+        f"resynced {fmt(result['resynced'])}",
+        f"  deliveries/s        {fmt(result['deliveries_per_s'])}",
+    ]
+
+
 def table(result: dict[str, Any]) -> str:
     cfg = result["config"]
     lat, lag, con = result["latency_ms"], result["send_lag_ms"], result["connect_ms"]
@@ -1177,17 +1308,13 @@ def table(result: dict[str, Any]) -> str:
         lines += [
             f"  updates sent        {fmt(result['sent'])} in window ({fmt(result['sent_total'])} "
             f"total)  send lag p99 {fmt(lag['p99'], ' ms')}",
-            f"  deliveries          {fmt(result['deliveries'])} of "
-            f"{fmt(result['expected_deliveries'])}"
-            f" expected ({fmt(100 * (result['delivery_ratio'] or 0), ' %')}); "
-            f"observed {fmt(result['observed'])}, superseded {fmt(result['superseded'])}, "
-            f"resynced {fmt(result['resynced'])}",
-            f"  deliveries/s        {fmt(result['deliveries_per_s'])}",
+            *delivery_lines(result),
             f"  latency send->seen  p50 {fmt(lat['p50'])}  p90 {fmt(lat['p90'])}  "
             f"p99 {fmt(lat['p99'])}  max {fmt(lat['max'])} ms  (n={fmt(lat['count'])})",
             *event_lines(result),
             f"  frames received/s   {fmt(result['frames_rx_per_s'])}   bytes/client/s "
-            f"rx {fmt(result['bytes_rx_per_client_per_s'])}  "
+            f"rx {fmt(result['bytes_rx_per_client_per_s'])} "
+            f"(wire {fmt(result['wire_bytes_rx_per_client_per_s'])})  "
             f"tx {fmt(result['bytes_tx_per_client_per_s'])}",
         ]
     lines += [
@@ -1233,11 +1360,11 @@ def table(result: dict[str, Any]) -> str:
 
 
 def payload_shape(text: str) -> str:
-    if text == "move":
+    if text in ("move", XYT):
         return text
     if text.startswith("blob:") and text[5:].isdigit() and int(text[5:]) > 0:
         return text
-    raise argparse.ArgumentTypeError("payload is 'move' or 'blob:N' (N bytes)")
+    raise argparse.ArgumentTypeError("payload is 'move', 'xyt' or 'blob:N' (N bytes)")
 
 
 def pid_list(text: str) -> tuple[int, ...]:
@@ -1255,7 +1382,9 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
         "--payload",
         type=payload_shape,
         default="move",
-        help="'move' (x, y in 0..1000, slow) or 'blob:N' (an N-byte field)",
+        help="'move' (x, y in 0..1000, slow, with t and seq s), 'xyt' (exactly x, y"
+        " random-walking ±5 and t in epoch ms: the Colyseus comparison) or 'blob:N'"
+        " (an N-byte field)",
     )
     parser.add_argument(
         "--room-type",
@@ -1288,8 +1417,9 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
         "--encoding",
         choices=sorted(WIRE),
         default="json",
-        help="json text frames, or msgpack binary frames (subprotocol kasagi.msgpack), "
-        "or bin1 binary frames (the compact codec, subprotocol kasagi.bin1)",
+        help="json text frames (json-deflate: offering permessage-deflate), or msgpack"
+        " binary frames (subprotocol kasagi.msgpack), or bin1 binary frames (the compact"
+        " codec, subprotocol kasagi.bin1)",
     )
     parser.add_argument(
         "--messages-per-second",
