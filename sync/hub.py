@@ -67,7 +67,7 @@ from .core.changes import Change, ChangeKind, LeaveReason
 from .core.codec import Codec
 from .core.errors import ErrorCode, ProtocolError
 from .core.frames import error_frame, event_frame, full_state_frame, resumed_frame
-from .core.merge_patch import NotComposable, compose
+from .core.merge_patch import Composer, NotComposable, compose
 from .core.room_types import RoomType
 from .core.views import (
     ChainBreak,
@@ -86,6 +86,10 @@ logger = logging.getLogger(__name__)
 LAG_HIGH = 512 * 1024
 LAG_LOW = 64 * 1024
 LAG_MAX_ITEMS = 64
+#: a tick's DELTAs are composed by copying (``compose``) up to this many, then in
+#: place (``Composer``): copying costs the run's size per change, which only a
+#: large room's tick (hundreds of one-player changes) makes matter
+IN_PLACE_AFTER = 32
 
 StateSource = Callable[[], tuple[int, dict[str, Any]]]
 #: the room's epoch (§14), None where the store has none
@@ -128,6 +132,8 @@ class Pending:
     sealed: bool = False
     #: who sees this change differently from everyone else (§13); None: nobody
     audience: frozenset[str] | None = None
+    #: composes a long tick's later DELTAs into ``patch`` in place (``publish``)
+    composer: Composer | None = None
 
     @classmethod
     def of(cls, change: Change, rule: ViewRule | None = None) -> Pending:
@@ -352,7 +358,14 @@ class RoomFanout:
                 and last.version == change.base_version
             ):
                 try:
-                    last.patch = compose(last.patch, change.patch)
+                    composer = last.composer
+                    if composer is None and last.version - last.base_version < IN_PLACE_AFTER:
+                        last.patch = compose(last.patch, change.patch)
+                    else:
+                        if composer is None:
+                            composer = last.composer = Composer(last.patch)
+                        composer.add(change.patch)
+                        last.patch = composer.patch
                     last.version = change.version
                     last.audience = union(last.audience, audience)
                     self._schedule()

@@ -128,6 +128,51 @@ def compose(first: JSONObject, second: JSONObject) -> JSONObject:
     return out
 
 
+class Composer:
+    """A run of patches composed in place: ``patch`` is always ``compose`` of all
+    that were added, but each :meth:`add` costs the size of the added patch, not of
+    the run (the hub composes a tick's changes one by one: hundreds of players'
+    patches into one, each touching one player).
+
+    Only dicts the composer made itself are mutated (kept in ``_owned`` by id, and
+    kept alive there so an id is never reused); the added patches are never
+    changed, and ``patch`` must not be mutated by anyone else while adding goes on.
+    """
+
+    __slots__ = ("_owned", "patch")
+
+    def __init__(self, first: JSONObject) -> None:
+        self.patch = first
+        self._owned: dict[int, JSONObject] = {}
+
+    def add(self, second: JSONObject) -> None:
+        """Compose ``second`` on; raises :class:`NotComposable` (``patch`` unchanged)
+        where :func:`compose` does."""
+        _check_composable(self.patch, second)
+        self.patch = self._into(self.patch, second)
+
+    def _into(self, target: JSONObject, second: JSONObject) -> JSONObject:
+        owned = self._owned
+        if owned.get(id(target)) is not target:
+            target = dict(target)
+            owned[id(target)] = target
+        for key, value in second.items():
+            if type(value) is dict and key in target:
+                target[key] = self._into(target[key], value)
+            else:
+                target[key] = value
+        return target
+
+
+def _check_composable(first: JSONObject, second: JSONObject) -> None:
+    for key, value in second.items():
+        if type(value) is dict and key in first:
+            previous = first[key]
+            if type(previous) is not dict:
+                raise NotComposable(key)
+            _check_composable(previous, value)
+
+
 def shape_violation(value: Any, max_depth: int, max_key_length: int) -> str | None:
     """``"depth"`` if containers nest deeper than ``max_depth`` (a scalar is depth 0,
     ``{}`` is 1, ``{"a": {}}`` is 2), else ``"key"`` if an object key anywhere is longer

@@ -416,6 +416,10 @@ class InterestIndex:
         interest = self.interest
         fields = interest.fields
         objects, place_of = self.objects, self.place_of
+        # a tick's DELTAs are composed into one item (the hub's publish): then the room
+        # after it is ``objects`` and no per-object timeline is needed
+        timeline = batch.timeline if len(items) > 1 else None
+        batch.timed = timeline is not None
         for k, item in enumerate(items):
             if item.base_version != self.version:
                 raise ChainBreak(f"places at {self.version}, change {item.base_version}"
@@ -446,10 +450,11 @@ class InterestIndex:
                         after = before
                     else:
                         after = interest.place(section, oid, new)
-                    line = batch.timeline.get(key)
-                    if line is None:
-                        line = batch.timeline[key] = [(-1, old)]
-                    line.append((k, new))
+                    if timeline is not None:
+                        line = timeline.get(key)
+                        if line is None:
+                            line = timeline[key] = [(-1, old)]
+                        line.append((k, new))
                     if new is None:
                         del objects[key]
                     else:
@@ -482,14 +487,16 @@ class InterestBatch:
     one view (a trajectory of the viewer's places) at a time: :func:`interest_frames`."""
 
     __slots__ = ("first_place", "index", "interest", "movelog", "moves_of", "steps",
-                 "timeline")
+                 "timed", "timeline")
 
     def __init__(self, index: InterestIndex) -> None:
         self.index = index
         self.interest = index.interest
         self.steps: list[_Step] = []
-        #: key → [(-1, value before the tick), (item index, value after it), ...]
+        #: key → [(-1, value before the tick), (item index, value after it), ...];
+        #: kept only for a batch of several items (``timed``)
         self.timeline: dict[Key, list[tuple[int, Any]]] = {}
+        self.timed = True
         #: (item index, key, place before, place after) of every object that moved
         self.movelog: list[tuple[int, Key, Any, Any]] = []
         self.moves_of: dict[Key, list[tuple[int, Any]]] = {}
@@ -500,6 +507,7 @@ class InterestBatch:
     def obj_at(self, key: Key, k: int) -> Any:
         line = self.timeline.get(key)
         if line is None:
+            assert self.timed or k == len(self.steps) - 1, "one item: the room after it only"
             return self.index.objects.get(key)
         value = line[0][1]
         for step, obj in line:

@@ -8,14 +8,17 @@ the same hub behind real daphne.
 from __future__ import annotations
 
 import asyncio
+import copy
 from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 import msgpack
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sync import hub as hub_module
 from sync.core.changes import LeaveReason
 from sync.core.codec import JSON, MSGPACK, Codec
 from sync.core.limits import Limits
@@ -110,11 +113,57 @@ operations = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(operations)
 def test_every_member_sees_a_gapless_chain_that_rebuilds_the_room(ops):
+    run_operations(ops)
+
+
+@settings(max_examples=60, deadline=None)
+@given(operations)
+def test_chains_hold_when_ticks_are_composed_in_place_from_the_first_change(ops):
+    """The same with ``Composer`` composing every tick (a large room's long ticks);
+    a published change's patch is never changed by it."""
+    with mock.patch.object(hub_module, "IN_PLACE_AFTER", 0):
+        run_operations(ops)
+
+
+def test_a_long_tick_is_composed_in_place_and_leaves_published_changes_alone():
+    """Past ``IN_PLACE_AFTER`` changes a tick is composed in place: one DELTA with
+    every player's last move, an entity deleted then made again (not composable)
+    split off, and no published change's patch touched."""
+    with hand_driven_room() as (_hub, room, fanout):
+        members = [Member(f"p{i}") for i in range(3)]
+        for i, member in enumerate(members):
+            room.join(member.player_id, {"x": i}, now=0)
+        for member in members:
+            fanout.attach(member)
+            fanout.send_full_state(member, resumed=False)
+        changes = [room.update_entity("e", {"v": 1}, player_id=None)]
+        for x in range(hub_module.IN_PLACE_AFTER * 2):
+            changes.append(room.update_player(f"p{x % 3}", {"x": x, "o": {"k": x}}, now=0))
+        changes.append(room.update_entity("e", {"v": None}, player_id=None))  # deleted
+        changes.append(room.update_entity("e", {"v": 2}, player_id=None))  # made again
+        changes.append(room.update_player("p0", {"o": {"k": None, "j": 1}}, now=0))
+        kept = [copy.deepcopy(change.patch) for change in changes]
+        for change in changes:
+            fanout.publish(change)
+        fanout.flush()
+        assert [change.patch for change in changes] == kept
+        for member in members:
+            version, state = replay(member.writer.frames)
+            assert [f["type"] for f in member.writer.frames] == [
+                "FULL_STATE", "DELTA_UPDATE", "DELTA_UPDATE"]
+            assert version == room.version
+            assert normalized(state) == room.snapshot()
+
+
+def run_operations(ops: list[tuple[Any, ...]]) -> None:
     with hand_driven_room() as (_hub, room, fanout):
         members: list[Member] = []
 
+        published: list[tuple[Any, dict[str, Any]]] = []
+
         def publish(change):
             if change is not None:
+                published.append((change.patch, copy.deepcopy(change.patch)))
                 fanout.publish(change)
 
         for op in ops:
@@ -152,6 +201,7 @@ def test_every_member_sees_a_gapless_chain_that_rebuilds_the_room(ops):
             version, state = replay(member.writer.frames)
             assert version == room.version
             assert normalized(state) == room.snapshot()
+        assert all(patch == kept for patch, kept in published)
 
 
 def test_one_tick_sends_one_composed_delta_encoded_once():

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.core.merge_patch import (
+    Composer,
     NotComposable,
     apply_patch,
     compose,
@@ -149,3 +150,26 @@ def test_compose_equals_applying_both_in_order(doc, first, second):
     except NotComposable:
         return  # the hub then sends the two patches apart
     assert apply_patch(doc, composed) == apply_patch(middle, second)
+
+
+@given(st.lists(patches, min_size=1, max_size=6))
+def test_composer_equals_composing_one_by_one_and_never_mutates(run):
+    """The hub's in-place run (``Composer``) is ``compose`` folded over the patches,
+    leaves every added patch as it was, and a refused patch leaves the run as it was."""
+    import copy
+
+    originals = copy.deepcopy(run)
+    composer = Composer(run[0])
+    expected = run[0]
+    for patch in run[1:]:
+        before = copy.deepcopy(composer.patch)
+        try:
+            expected = compose(expected, patch)
+        except NotComposable:
+            with pytest.raises(NotComposable):
+                composer.add(patch)
+            assert composer.patch == before
+            continue
+        composer.add(patch)
+        assert composer.patch == expected
+    assert run == originals
