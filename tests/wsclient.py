@@ -20,6 +20,7 @@ class Conn:
     def __init__(self, ws: websockets.ClientConnection) -> None:
         self.ws = ws
         self.seen: list[dict[str, Any]] = []
+        self.raw: list[str | bytes] = []  # every frame as it came off the socket
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> Conn:
@@ -32,9 +33,13 @@ class Conn:
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
-        frame = orjson.loads(raw)
+        self.raw.append(raw)
+        frame = self.decode(raw)
         self.seen.append(frame)
         return frame
+
+    def decode(self, raw: str | bytes) -> dict[str, Any]:
+        return orjson.loads(raw)
 
     async def expect(self, type_: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
         """The next frame of ``type_`` (with payload fields equal to ``match``)."""
@@ -88,12 +93,9 @@ class MsgpackConn(Conn):
             message = msgpack.packb(message)
         await self.ws.send(message)
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+    def decode(self, raw: str | bytes) -> dict[str, Any]:
         self.binary.append(isinstance(raw, bytes))
-        frame = msgpack.unpackb(raw) if isinstance(raw, bytes) else orjson.loads(raw)
-        self.seen.append(frame)
-        return frame
+        return msgpack.unpackb(raw) if isinstance(raw, bytes) else orjson.loads(raw)
 
 
 class BinConn(Conn):
@@ -106,6 +108,7 @@ class BinConn(Conn):
         self.sizes: list[int] = []
         self.encoder = bin_codec.StreamEncoder()
         self.decoder = bin_codec.Decoder()
+        self.names: set[str] = set()  # every name a table announced (tables reset)
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> BinConn:
@@ -117,12 +120,13 @@ class BinConn(Conn):
             message = self.encoder.encode(message)
         await self.ws.send(message)
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+    def decode(self, raw: str | bytes) -> dict[str, Any]:
         self.binary.append(isinstance(raw, bytes))
         self.sizes.append(len(raw))
-        frame = self.decoder.decode(raw) if isinstance(raw, bytes) else orjson.loads(raw)
-        self.seen.append(frame)
+        if not isinstance(raw, bytes):
+            return orjson.loads(raw)
+        frame = self.decoder.decode(raw)
+        self.names.update(self.decoder.table.values())
         return frame
 
 

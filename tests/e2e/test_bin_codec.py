@@ -1,10 +1,10 @@
 """The compact codec kasagi.bin1 end to end: negotiated, decoded by the pure
-decoder, the same state as JSON and MessagePack members, and the contract's
-end-to-end tests run again with every client on bin1."""
+decoder, the same state as JSON and MessagePack members, the bytes it saves, and
+both SDKs speaking it. (The contract's end-to-end tests run on every codec
+through the ``conn_type`` fixture of tests/e2e/conftest.py.)"""
 
 from __future__ import annotations
 
-import inspect
 import random
 from typing import Any
 
@@ -13,7 +13,6 @@ import pytest
 import websockets
 
 from sync.core.merge_patch import apply_patch
-from tests.e2e import test_events, test_protocol, test_recovery
 from tests.wsclient import BinConn, Conn, MsgpackConn
 
 pytestmark = pytest.mark.asyncio
@@ -128,49 +127,6 @@ async def test_a_tick_of_moves_is_a_fraction_of_its_json(kasagi_server, room_id)
     assert deltas
     json_bytes = sum(len(orjson.dumps(frame)) for frame, _ in deltas)
     assert sum(size for _, size in deltas) < 0.4 * json_bytes
-
-
-# -- the contract's end-to-end tests, again with bin1 clients -------------------------------
-
-#: tests that look at text frames or the JSON bytes themselves
-_TEXT_ONLY: frozenset[str] = frozenset()
-
-
-def _with_bin1_clients(module: Any) -> None:
-    """Every async test of ``module`` again, with its ``Conn`` replaced by BinConn."""
-    made = {}
-    for name, fn in vars(module).items():
-        if not (name.startswith("test_") and inspect.iscoroutinefunction(fn)) or (
-                name in _TEXT_ONLY):
-            continue
-        signature = inspect.signature(fn)
-        if not set(signature.parameters) <= {"kasagi_server", "room_id"}:
-            continue  # the module's own fixtures are not visible here
-
-        def make(fn: Any = fn) -> Any:
-            async def rerun(bin1_clients: None, **kwargs: Any) -> None:
-                await fn(**kwargs)
-            return rerun
-
-        wrapper = make()
-        wrapper.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
-            inspect.Parameter("bin1_clients", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-            *signature.parameters.values()])
-        wrapper.__name__ = f"{name}__bin1"
-        wrapper.pytestmark = [  # type: ignore[attr-defined]
-            m for m in getattr(fn, "pytestmark", []) if m.name != "asyncio"]
-        made[f"{name}__bin1_{module.__name__.rsplit('.', 1)[-1]}"] = wrapper
-    globals().update(made)
-
-
-@pytest.fixture
-def bin1_clients(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in (test_protocol, test_events, test_recovery):
-        monkeypatch.setattr(module, "Conn", BinConn)
-
-
-for _module in (test_protocol, test_events, test_recovery):
-    _with_bin1_clients(_module)
 
 
 async def test_the_python_sdk_picks_bin1_by_default_and_mirrors_the_room(kasagi_server, room_id):

@@ -1,4 +1,5 @@
-"""§8: every refusal is one ERROR with its code, changes nothing, keeps the socket usable."""
+"""§8: every refusal is one ERROR with its code, changes nothing, keeps the socket usable
+(on each codec, ``conn_type``; bad JSON text and the limits of restarted servers on JSON)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,19 @@ async def current_version(conn: Conn, room_id: str) -> int:
     return (await conn.expect("FULL_STATE"))["version"]
 
 
-async def test_malformed_frames(kasagi_server, room_id):
+async def test_malformed_json_text(kasagi_server, room_id):
     conn = await Conn.open(kasagi_server.ws_url)
     await conn.join(room_id)
     version = await current_version(conn, room_id)
     await refused(conn, "{oops", "BAD_JSON")
     await refused(conn, "[1]", "BAD_JSON")
+    assert await current_version(conn, room_id) == version
+
+
+async def test_malformed_messages(kasagi_server, room_id, conn_type):
+    conn = await conn_type.open(kasagi_server.ws_url)
+    await conn.join(room_id)
+    version = await current_version(conn, room_id)
     error = await refused(conn, {"type": "STATE_UPDATE", "roomId": room_id, "requestId": "c-17",
                                  "payload": [1]}, "BAD_MESSAGE")
     assert error["requestId"] == "c-17" and error["roomId"] == room_id
@@ -43,8 +51,8 @@ async def test_malformed_frames(kasagi_server, room_id):
     assert await current_version(conn, room_id) == version
 
 
-async def test_room_membership_errors(kasagi_server, room_id):
-    conn = await Conn.open(kasagi_server.ws_url)
+async def test_room_membership_errors(kasagi_server, room_id, conn_type):
+    conn = await conn_type.open(kasagi_server.ws_url)
     error = await refused(conn, {"type": "STATE_UPDATE", "roomId": room_id, "requestId": "u",
                                  "payload": {"x": 1}}, "NOT_IN_ROOM")
     assert error["requestId"] == "u" and error["roomId"] == room_id
@@ -56,8 +64,8 @@ async def test_room_membership_errors(kasagi_server, room_id):
     await refused(conn, {"type": "LEAVE_ROOM", "roomId": room_id + "-b"}, "NOT_IN_ROOM")
 
 
-async def test_update_refusals_change_no_version(kasagi_server, room_id):
-    conn = await Conn.open(kasagi_server.ws_url)
+async def test_update_refusals_change_no_version(kasagi_server, room_id, conn_type):
+    conn = await conn_type.open(kasagi_server.ws_url)
     await conn.join(room_id, name="A")
     version = await current_version(conn, room_id)
     error = await refused(conn, {"type": "STATE_UPDATE", "roomId": room_id, "requestId": "cas",

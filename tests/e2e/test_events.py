@@ -1,4 +1,5 @@
-"""MESSAGE and EVENT (§11) and room code (§12) against a real daphne."""
+"""MESSAGE and EVENT (§11) and room code (§12) against a real daphne, with the clients
+on each codec (``conn_type``)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ def create_room(server: Any, owner: LiveUser, room_id: str, room_type: str) -> N
     assert answer.status == 201, answer.text
 
 
-async def two_in(server: Any, room_id: str, **b_fields: Any) -> tuple[Conn, Conn, str, str]:
-    a, b = await Conn.open(server.ws_url), await Conn.open(server.ws_url)
+async def two_in(
+    server: Any, room_id: str, conn_type: type[Conn] = Conn, **b_fields: Any
+) -> tuple[Conn, Conn, str, str]:
+    a, b = await conn_type.open(server.ws_url), await conn_type.open(server.ws_url)
     full_a = await a.join(room_id, playerName="A")
     full_b = await b.join(room_id, playerName="B", **b_fields)
     await a.expect("PLAYER_JOINED")
@@ -42,9 +45,11 @@ def message(room_id: str, kind: str, data: Any = None, **extra: Any) -> dict[str
     return {"type": "MESSAGE", "roomId": room_id, "payload": payload, **extra}
 
 
-async def test_an_unhandled_message_is_relayed_to_every_other_member(kasagi_server, room_id):
-    a, b, pa, _ = await two_in(kasagi_server, room_id)
-    watcher = await Conn.open(kasagi_server.ws_url)
+async def test_an_unhandled_message_is_relayed_to_every_other_member(
+    kasagi_server, room_id, conn_type
+):
+    a, b, pa, _ = await two_in(kasagi_server, room_id, conn_type)
+    watcher = await conn_type.open(kasagi_server.ws_url)
     await watcher.join(room_id, spectate=True)
     await a.send(message(room_id, "emoji", {"char": "🎉"}, requestId="m-1"))
     for member in (b, watcher):
@@ -57,8 +62,8 @@ async def test_an_unhandled_message_is_relayed_to_every_other_member(kasagi_serv
     await a.nothing()  # the sender gets nothing on success
 
 
-async def test_an_event_comes_after_the_update_sent_before_it(kasagi_server, room_id):
-    a, b, pa, _ = await two_in(kasagi_server, room_id)
+async def test_an_event_comes_after_the_update_sent_before_it(kasagi_server, room_id, conn_type):
+    a, b, pa, _ = await two_in(kasagi_server, room_id, conn_type)
     for n in range(20):
         await a.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"n": n}})
         await a.send(message(room_id, "said", {"n": n}))
@@ -76,8 +81,8 @@ async def test_an_event_comes_after_the_update_sent_before_it(kasagi_server, roo
     assert held_n == 19  # and the events kept their order
 
 
-async def test_message_refusals(kasagi_server, room_id):
-    a, b, _, _ = await two_in(kasagi_server, room_id)
+async def test_message_refusals(kasagi_server, room_id, conn_type):
+    a, b, _, _ = await two_in(kasagi_server, room_id, conn_type)
     await a.send(message(room_id, "bad kind!", requestId="m-2"))
     error = await a.expect("ERROR")
     assert error["payload"]["code"] == "BAD_MESSAGE" and error["requestId"] == "m-2"
@@ -91,7 +96,7 @@ async def test_message_refusals(kasagi_server, room_id):
         deep = {"d": deep}
     await a.send(message(room_id, "deep", deep))
     assert (await a.expect("ERROR"))["payload"]["code"] == "PAYLOAD_TOO_LARGE"
-    watcher = await Conn.open(kasagi_server.ws_url)
+    watcher = await conn_type.open(kasagi_server.ws_url)
     await watcher.join(room_id, spectate=True)
     await watcher.send(message(room_id, "emoji", requestId="s-1"))
     error = await watcher.expect("ERROR")
@@ -113,10 +118,10 @@ async def test_events_in_messagepack(kasagi_server, room_id):
     assert b.binary[-1] is True
 
 
-async def test_room_code_handles_refuses_and_targets(kasagi_server, owner, room_id):
+async def test_room_code_handles_refuses_and_targets(kasagi_server, owner, room_id, conn_type):
     """The example game (games/room_types.py): handlers, refusals, events to one."""
     create_room(kasagi_server, owner, room_id, "potato")
-    a, b, pa, pb = await two_in(kasagi_server, room_id)
+    a, b, pa, pb = await two_in(kasagi_server, room_id, conn_type)
     game = (await a.expect("DELTA_UPDATE"))["payload"]["entities"]["game"]
     assert game["holder"] == pb and game["round"] == 1  # the second joiner starts a round
     yours = await b.expect("EVENT")
@@ -138,12 +143,12 @@ async def test_room_code_handles_refuses_and_targets(kasagi_server, owner, room_
     frames = [await b.recv() for _ in range(3)]
     kinds = [f["payload"].get("kind") for f in frames if f["type"] == "EVENT"]
     assert "potato.passed" in kinds and "potato.yours" not in kinds
-    c = await Conn.open(kasagi_server.ws_url)
+    c = await conn_type.open(kasagi_server.ws_url)
     full = await c.join(room_id, playerName="C")
     state = full["payload"]["state"]
     assert state["entities"]["game"]["holder"] == pa
     assert "rounds" not in str(state) and "server" not in state  # server-only data stays
-    d = await Conn.open(kasagi_server.ws_url)
+    d = await conn_type.open(kasagi_server.ws_url)
     await d.send({"type": "JOIN_ROOM", "roomId": room_id, "requestId": "j-d",
                   "payload": {"playerName": "A"}})
     refused = await d.expect("ERROR")  # check_join: the name is taken
@@ -151,10 +156,10 @@ async def test_room_code_handles_refuses_and_targets(kasagi_server, owner, room_
     await d.join(room_id, playerName="D")  # the connection lives on
 
 
-async def test_arena_coins_are_placed_and_taken(kasagi_server, room_id):
+async def test_arena_coins_are_placed_and_taken(kasagi_server, room_id, conn_type):
     HttpClient(kasagi_server.http_url).get(f"/rooms/{room_id}/")  # the demo makes it an arena
-    a = await Conn.open(kasagi_server.ws_url)
-    b = await Conn.open(kasagi_server.ws_url)
+    a = await conn_type.open(kasagi_server.ws_url)
+    b = await conn_type.open(kasagi_server.ws_url)
     full = await a.join(room_id, playerName="A")
     me = full["payload"]["playerId"]
     player = full["payload"]["state"]["players"][me]

@@ -1,4 +1,5 @@
-"""Private player fields (§13) against a real daphne, checked on the raw frames.
+"""Private player fields (§13) against a real daphne, checked on the raw frames of
+each codec (``conn_type``: JSON text, MessagePack, bin1 and the names its tables announce).
 
 A field whose name starts with ``_`` reaches its owner only: never another
 player, a spectator, REST ``/state/`` (staff included); the admin's room page
@@ -13,9 +14,7 @@ import asyncio
 import os
 from typing import Any
 
-import orjson
 import pytest
-import websockets
 
 from sync.core.merge_patch import apply_patch
 from tests.api.livehttp import HttpClient, LiveUser, admin_room_pk, create_users
@@ -28,29 +27,33 @@ SECRET = "s3cr3t-7f2a"
 CARD = "ace-of-spades-91c"
 
 
-class RawConn(Conn):
-    """Keeps every frame's text as it came off the socket."""
+def private_names(value: Any) -> list[str]:
+    """The keys starting with ``_`` anywhere in a decoded frame."""
+    if isinstance(value, dict):
+        return [k for k, v in value.items() for k in ([k] if k.startswith("_") else [])
+                + private_names(v)]
+    if isinstance(value, list):
+        return [k for item in value for k in private_names(item)]
+    return []
 
-    def __init__(self, ws: Any) -> None:
-        super().__init__(ws)
-        self.raw: list[str] = []
 
-    @classmethod
-    async def open(cls, url: str, **options: Any) -> RawConn:
-        return cls(await websockets.connect(url, max_size=None, **options))
+def saw(conn: Conn, text: str) -> bool:
+    """Whether ``text`` is in any frame's bytes as received (every codec carries
+    strings as UTF-8, so a secret cannot hide in an encoding)."""
+    needle = text.encode()
+    return any(needle in (raw.encode() if isinstance(raw, str) else raw) for raw in conn.raw)
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.ws.recv(), timeout)
-        self.raw.append(raw if isinstance(raw, str) else raw.decode())
-        frame = orjson.loads(raw)
-        self.seen.append(frame)
-        return frame
 
-    def never_saw(self, *secrets: str) -> None:
-        for text in self.raw:
-            for secret in secrets:
-                assert secret not in text, text
-            assert '"_' not in text, text  # not even a private field's name
+def never_saw(conn: Conn, *secrets: str) -> None:
+    """None of ``secrets`` reached ``conn``, nor even a private field's name: in no
+    frame, no JSON text, no name a bin1 table announced."""
+    for secret in secrets:
+        assert not saw(conn, secret), (secret, conn.seen)
+    for frame in conn.seen:
+        assert not private_names(frame), frame
+    for raw in conn.raw:
+        assert not isinstance(raw, str) or '"_' not in raw, raw
+    assert not [n for n in getattr(conn, "names", ()) if n.startswith("_")], conn
 
 
 def chain(frames: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -95,11 +98,11 @@ def update(room_id: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_secret_reaches_its_owner_only_and_the_others_chains_stay_gapless(
-    kasagi_server: Any, staff: LiveUser, room_id: str,
+    kasagi_server: Any, staff: LiveUser, room_id: str, conn_type: type[Conn],
 ) -> None:
     create_room(kasagi_server, staff, room_id)
-    a, b = await RawConn.open(kasagi_server.ws_url), await RawConn.open(kasagi_server.ws_url)
-    watcher = await RawConn.open(kasagi_server.ws_url)
+    a, b = await conn_type.open(kasagi_server.ws_url), await conn_type.open(kasagi_server.ws_url)
+    watcher = await conn_type.open(kasagi_server.ws_url)
     pa = (await a.join(room_id, playerName="A"))["payload"]["playerId"]
     await b.join(room_id, playerName="B")
     await a.expect("PLAYER_JOINED")
@@ -125,7 +128,7 @@ async def test_a_secret_reaches_its_owner_only_and_the_others_chains_stay_gaples
     # a joiner's private field from JOIN_ROOM is in its own FULL_STATE only
     await a.send(update(room_id, {"_secret": None}))  # another invisible change first
     await a.expect("DELTA_UPDATE")
-    c = await RawConn.open(kasagi_server.ws_url)
+    c = await conn_type.open(kasagi_server.ws_url)
     full_c = await c.join(room_id, playerName="C", _card=CARD)
     pc = full_c["payload"]["playerId"]
     assert full_c["payload"]["state"]["players"][pc] == {"playerName": "C", "_card": CARD}
@@ -148,10 +151,9 @@ async def test_a_secret_reaches_its_owner_only_and_the_others_chains_stay_gaples
         assert ("_card" in state["players"][pc]) is (viewer == pc)
         assert ("_secret" in str(state)) is False
 
-    b.never_saw(SECRET, CARD)
-    watcher.never_saw(SECRET, CARD)
-    assert not any(SECRET in text for text in c.raw)
-    assert not any(CARD in text for text in a.raw)
+    never_saw(b, SECRET, CARD)
+    never_saw(watcher, SECRET, CARD)
+    assert not saw(c, SECRET) and not saw(a, CARD)
 
     # REST /state/ never shows private fields, not even to staff
     for client in (HttpClient(kasagi_server.http_url),
@@ -173,10 +175,10 @@ async def test_a_secret_reaches_its_owner_only_and_the_others_chains_stay_gaples
 
 
 async def test_an_entity_and_the_private_fields_of_the_sender_reach_everyone_right(
-    kasagi_server: Any, room_id: str,
+    kasagi_server: Any, room_id: str, conn_type: type[Conn],
 ) -> None:
     """Entities are never private; a mixed change is split per member, in one tick."""
-    a, b = await RawConn.open(kasagi_server.ws_url), await RawConn.open(kasagi_server.ws_url)
+    a, b = await conn_type.open(kasagi_server.ws_url), await conn_type.open(kasagi_server.ws_url)
     pa = (await a.join(room_id, playerName="A", _hand=[1, 2]))["payload"]["playerId"]
     await b.join(room_id, playerName="B")
     await a.expect("PLAYER_JOINED")
@@ -189,7 +191,7 @@ async def test_an_entity_and_the_private_fields_of_the_sender_reach_everyone_rig
     assert (await a.expect("DELTA_UPDATE"))["payload"] == {
         "players": {pa: {"_hand": [1], "score": 1}}}
     assert (await b.expect("DELTA_UPDATE"))["payload"] == {"players": {pa: {"score": 1}}}
-    assert not any("_hand" in text for text in b.raw)
+    assert not saw(b, "_hand")
     chain(b.seen)
     for conn in (a, b):
         await conn.close()
@@ -200,8 +202,8 @@ async def test_on_two_redis_processes_the_other_process_hides_the_secret_too(
     start_server: Any, room_id: str,
 ) -> None:
     one, two = start_server(), start_server()
-    a = await RawConn.open(one.ws_url)
-    b = await RawConn.open(two.ws_url)
+    a = await Conn.open(one.ws_url)
+    b = await Conn.open(two.ws_url)
     pa = (await a.join(room_id, playerName="A"))["payload"]["playerId"]
     await b.join(room_id, playerName="B")
     await a.expect("PLAYER_JOINED")
@@ -212,25 +214,25 @@ async def test_on_two_redis_processes_the_other_process_hides_the_secret_too(
     delta = await b.expect("DELTA_UPDATE")
     assert delta["payload"] == {"players": {pa: {"x": 1}}}
     assert delta["version"] - delta["baseVersion"] == 2
-    watcher = await RawConn.open(two.ws_url)
+    watcher = await Conn.open(two.ws_url)
     full = await watcher.join(room_id, spectate=True)
     assert full["payload"]["state"]["players"][pa] == {"playerName": "A", "x": 1}
     answer = await asyncio.to_thread(HttpClient(two.http_url).get, f"/api/rooms/{room_id}/state/")
     assert answer.status == 200 and SECRET not in answer.text
     chain(b.seen)
-    b.never_saw(SECRET)
-    watcher.never_saw(SECRET)
+    never_saw(b, SECRET)
+    never_saw(watcher, SECRET)
     for conn in (a, b, watcher):
         await conn.close()
 
 
 async def test_a_resume_by_version_gets_its_view_of_the_missed_changes(
-    kasagi_server: Any, room_id: str,
+    kasagi_server: Any, room_id: str, conn_type: type[Conn],
 ) -> None:
     """§14 through the same frames as a tick: the missed private changes of another
     player are folded, never sent, and the chain goes on without a gap."""
     url = kasagi_server.ws_url
-    a, b = await RawConn.open(url), await RawConn.open(url)
+    a, b = await conn_type.open(url), await conn_type.open(url)
     full = await a.join(room_id, playerName="A")
     await b.join(room_id, playerName="B", _mine="b-0")
     pb = (await a.expect("PLAYER_JOINED"))["payload"]["playerId"]
@@ -246,7 +248,7 @@ async def test_a_resume_by_version_gets_its_view_of_the_missed_changes(
     await b.send(update(room_id, {"_mine": SECRET + "-4"}))  # hidden, after the last frame
     await b.expect("DELTA_UPDATE")
 
-    back = await RawConn.open(url)
+    back = await conn_type.open(url)
     await back.send({"type": "JOIN_ROOM", "roomId": room_id, "payload": {
         "sessionToken": full["payload"]["sessionToken"], "sinceVersion": since,
         "epoch": full["payload"]["epoch"]}})
@@ -264,6 +266,6 @@ async def test_a_resume_by_version_gets_its_view_of_the_missed_changes(
     nxt = await back.expect("DELTA_UPDATE")
     assert (nxt["baseVersion"], nxt["version"]) == (current + 1, current + 3)
     assert nxt["payload"] == {"players": {pb: {"x": 2}}}
-    back.never_saw(SECRET, "b-0")
+    never_saw(back, SECRET, "b-0")
     for conn in (b, back):
         await conn.close()

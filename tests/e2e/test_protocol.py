@@ -1,4 +1,5 @@
-"""The wire contract (PROTOCOL.md §2–§6) against a real daphne, message by message."""
+"""The wire contract (PROTOCOL.md §2–§6) against a real daphne, message by message,
+with the clients on each codec (``conn_type``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from tests.wsclient import Conn
 pytestmark = pytest.mark.asyncio
 
 
-async def open_two(server, room_id):
-    a = await Conn.open(server.ws_url)
-    b = await Conn.open(server.ws_url)
+async def open_two(server, room_id, conn_type: type[Conn] = Conn):
+    a = await conn_type.open(server.ws_url)
+    b = await conn_type.open(server.ws_url)
     full_a = await a.join(room_id, playerName="A")
     full_b = await b.join(room_id, playerName="B")
     await a.expect("PLAYER_JOINED")
@@ -21,9 +22,9 @@ async def open_two(server, room_id):
 
 
 async def test_join_answers_full_state_to_the_joiner_and_player_joined_to_others(
-    kasagi_server, room_id
+    kasagi_server, room_id, conn_type
 ):
-    a = await Conn.open(kasagi_server.ws_url)
+    a = await conn_type.open(kasagi_server.ws_url)
     await a.send({"type": "JOIN_ROOM", "roomId": room_id, "requestId": "j-1",
                   "payload": {"playerName": "A", "color": "#FF0000"}})
     full = await a.recv()
@@ -36,7 +37,7 @@ async def test_join_answers_full_state_to_the_joiner_and_player_joined_to_others
     assert full["payload"]["state"] == {
         "players": {me: {"playerName": "A", "color": "#FF0000"}}, "entities": {}}
 
-    b = await Conn.open(kasagi_server.ws_url)
+    b = await conn_type.open(kasagi_server.ws_url)
     full_b = await b.join(room_id, playerName="B")
     joined = await a.expect("PLAYER_JOINED")
     assert joined["baseVersion"] == 1 and joined["version"] == 2
@@ -46,8 +47,8 @@ async def test_join_answers_full_state_to_the_joiner_and_player_joined_to_others
     await b.nothing()  # no PLAYER_JOINED about itself
 
 
-async def test_update_reaches_every_member_sender_included(kasagi_server, room_id):
-    a, b, full_a, _ = await open_two(kasagi_server, room_id)
+async def test_update_reaches_every_member_sender_included(kasagi_server, room_id, conn_type):
+    a, b, full_a, _ = await open_two(kasagi_server, room_id, conn_type)
     me = full_a["payload"]["playerId"]
     await a.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"x": 150, "y": 2},
                   "version": 2})
@@ -61,8 +62,10 @@ async def test_update_reaches_every_member_sender_included(kasagi_server, room_i
     await b.nothing()
 
 
-async def test_entities_are_created_patched_and_deleted_when_emptied(kasagi_server, room_id):
-    a, b, _, _ = await open_two(kasagi_server, room_id)
+async def test_entities_are_created_patched_and_deleted_when_emptied(
+    kasagi_server, room_id, conn_type
+):
+    a, b, _, _ = await open_two(kasagi_server, room_id, conn_type)
     await a.send({"type": "STATE_UPDATE", "roomId": room_id, "entityId": "doc-1",
                   "payload": {"text": "hello", "meta": {"lang": "en"}}})
     for conn in (a, b):
@@ -81,8 +84,10 @@ async def test_entities_are_created_patched_and_deleted_when_emptied(kasagi_serv
     assert (await b.expect("FULL_STATE"))["payload"]["state"]["entities"] == {}
 
 
-async def test_leave_tells_the_others_and_ends_the_leavers_stream(kasagi_server, room_id):
-    a, b, full_a, _ = await open_two(kasagi_server, room_id)
+async def test_leave_tells_the_others_and_ends_the_leavers_stream(
+    kasagi_server, room_id, conn_type
+):
+    a, b, full_a, _ = await open_two(kasagi_server, room_id, conn_type)
     await a.send({"type": "LEAVE_ROOM", "roomId": room_id})
     left = await b.expect("PLAYER_LEFT")
     assert left["payload"] == {"playerId": full_a["payload"]["playerId"], "reason": "left"}
@@ -98,8 +103,8 @@ async def test_leave_tells_the_others_and_ends_the_leavers_stream(kasagi_server,
     assert again["payload"]["playerId"] != full_a["payload"]["playerId"]
 
 
-async def test_resync_and_ping(kasagi_server, room_id):
-    a = await Conn.open(kasagi_server.ws_url)
+async def test_resync_and_ping(kasagi_server, room_id, conn_type):
+    a = await conn_type.open(kasagi_server.ws_url)
     full = await a.join(room_id, playerName="A")
     await a.send({"type": "RESYNC", "roomId": room_id, "requestId": "r-1"})
     again = await a.expect("FULL_STATE")
@@ -113,10 +118,10 @@ async def test_resync_and_ping(kasagi_server, room_id):
     assert (await a.expect("PONG"))["roomId"] == room_id
 
 
-async def test_spectator_sees_changes_but_is_not_a_player(kasagi_server, room_id):
-    a = await Conn.open(kasagi_server.ws_url)
+async def test_spectator_sees_changes_but_is_not_a_player(kasagi_server, room_id, conn_type):
+    a = await conn_type.open(kasagi_server.ws_url)
     await a.join(room_id, playerName="A")
-    watcher = await Conn.open(kasagi_server.ws_url)
+    watcher = await conn_type.open(kasagi_server.ws_url)
     full = await watcher.join(room_id, spectate=True)
     assert full["payload"]["playerId"] is None and full["payload"]["sessionToken"] is None
     assert list(full["payload"]["state"]["players"]) != [None]
@@ -131,13 +136,13 @@ async def test_spectator_sees_changes_but_is_not_a_player(kasagi_server, room_id
     await a.nothing()  # nor a PLAYER_LEFT
 
 
-async def test_many_writers_every_chain_gapless_and_converged(kasagi_server, room_id):
+async def test_many_writers_every_chain_gapless_and_converged(kasagi_server, room_id, conn_type):
     """8 clients × 50 rapid updates to their players and one shared entity (§6).
 
     Every chain is gapless, nothing is lost, and every client ends holding
     exactly what a fresh joiner's FULL_STATE says.
     """
-    clients = [await Conn.open(kasagi_server.ws_url) for _ in range(8)]
+    clients = [await conn_type.open(kasagi_server.ws_url) for _ in range(8)]
     for conn in clients:
         await conn.join(room_id)
     updates = 50
@@ -162,7 +167,7 @@ async def test_many_writers_every_chain_gapless_and_converged(kasagi_server, roo
             if frame.get("version") == final_version:
                 break
         states.append(replay(conn.seen))
-    fresh = await Conn.open(kasagi_server.ws_url)
+    fresh = await conn_type.open(kasagi_server.ws_url)
     truth = await fresh.join(room_id, spectate=True)
     assert truth["version"] == final_version
     for version, state in states:
@@ -174,8 +179,8 @@ async def test_many_writers_every_chain_gapless_and_converged(kasagi_server, roo
     assert all(board[f"c{i}"] == updates for i in range(8))
 
 
-async def test_a_join_racing_updates_gets_a_gapless_stream(kasagi_server, room_id):
-    writer = await Conn.open(kasagi_server.ws_url)
+async def test_a_join_racing_updates_gets_a_gapless_stream(kasagi_server, room_id, conn_type):
+    writer = await conn_type.open(kasagi_server.ws_url)
     await writer.join(room_id)
     stop = asyncio.Event()
 
@@ -189,7 +194,7 @@ async def test_a_join_racing_updates_gets_a_gapless_stream(kasagi_server, room_i
     task = asyncio.create_task(write())
     joiners = []
     for _ in range(5):
-        conn = await Conn.open(kasagi_server.ws_url)
+        conn = await conn_type.open(kasagi_server.ws_url)
         await conn.join(room_id)
         joiners.append(conn)
         await asyncio.sleep(0.03)

@@ -1,5 +1,8 @@
 """§14 recovery by version against a real daphne: RESUMED and the missed changes,
-or FULL_STATE when the epoch, the log or the version does not allow it."""
+or FULL_STATE when the epoch, the log or the version does not allow it.
+
+The resumes on the shared server run on each codec (``conn_type``); those that need a
+server of their own (a short log, a long tick, restarts) on JSON."""
 
 from __future__ import annotations
 
@@ -39,8 +42,10 @@ def apply(state: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-async def resume(url: str, room_id: str, token: str, **extra: Any) -> tuple[Conn, dict]:
-    conn = await Conn.open(url)
+async def resume(
+    url: str, room_id: str, token: str, conn_type: type[Conn] = Conn, **extra: Any
+) -> tuple[Conn, dict]:
+    conn = await conn_type.open(url)
     await conn.send({"type": "JOIN_ROOM", "roomId": room_id, "requestId": "back",
                      "payload": {"sessionToken": token, **extra}})
     return conn, await conn.recv()
@@ -63,9 +68,9 @@ async def frames_until(conn: Conn, version: int, start: int) -> list[dict[str, A
     return frames
 
 
-async def spectator_state(url: str, room_id: str) -> dict[str, Any]:
+async def spectator_state(url: str, room_id: str, conn_type: type[Conn] = Conn) -> dict[str, Any]:
     """What a fresh joiner gets (a spectator: joining changes nothing)."""
-    watcher = await Conn.open(url)
+    watcher = await conn_type.open(url)
     full = await watcher.join(room_id, spectate=True)
     await watcher.close()
     return full
@@ -77,10 +82,10 @@ async def update(conn: Conn, room_id: str, **patch: Any) -> int:
 
 
 async def test_resume_inside_the_log_gets_resumed_and_the_missed_changes(
-    kasagi_server, room_id
+    kasagi_server, room_id, conn_type
 ):
     url = kasagi_server.ws_url
-    a, b = await Conn.open(url), await Conn.open(url)
+    a, b = await conn_type.open(url), await conn_type.open(url)
     full = await a.join(room_id, name="A")
     epoch = full["payload"]["epoch"]
     assert isinstance(epoch, str) and epoch
@@ -92,7 +97,7 @@ async def test_resume_inside_the_log_gets_resumed_and_the_missed_changes(
     # Missed: several deltas (composable), a join and a leave (alone), more deltas.
     for x in range(5):
         await update(b, room_id, x=x)
-    c = await Conn.open(url)
+    c = await conn_type.open(url)
     await c.join(room_id, name="C")
     await b.expect("PLAYER_JOINED")
     await c.send({"type": "STATE_UPDATE", "roomId": room_id, "entityId": "door",
@@ -103,7 +108,7 @@ async def test_resume_inside_the_log_gets_resumed_and_the_missed_changes(
     for x in range(5, 9):
         current = await update(b, room_id, x=x)
 
-    back, answer = await resume(url, room_id, full["payload"]["sessionToken"],
+    back, answer = await resume(url, room_id, full["payload"]["sessionToken"], conn_type,
                                 sinceVersion=since, epoch=epoch)
     assert answer["type"] == "RESUMED", answer
     assert answer["version"] == since and answer["requestId"] == "back"
@@ -118,7 +123,7 @@ async def test_resume_inside_the_log_gets_resumed_and_the_missed_changes(
         "DELTA_UPDATE", "PLAYER_JOINED", "DELTA_UPDATE", "PLAYER_LEFT", "DELTA_UPDATE"]
     for frame in frames:
         held = apply(held, frame)
-    fresh = await spectator_state(url, room_id)
+    fresh = await spectator_state(url, room_id, conn_type)
     assert fresh["version"] == current
     assert held == fresh["payload"]["state"]
     await b.nothing(0.3)  # a resume tells nobody (§6)
@@ -131,13 +136,15 @@ async def test_resume_inside_the_log_gets_resumed_and_the_missed_changes(
     assert mine["baseVersion"] == current + 1
 
 
-async def test_resume_at_the_current_version_sends_resumed_alone(kasagi_server, room_id):
+async def test_resume_at_the_current_version_sends_resumed_alone(
+    kasagi_server, room_id, conn_type
+):
     url = kasagi_server.ws_url
-    a = await Conn.open(url)
+    a = await conn_type.open(url)
     full = await a.join(room_id)
     version = await update(a, room_id, x=1)
     await drop(a)
-    back, answer = await resume(url, room_id, full["payload"]["sessionToken"],
+    back, answer = await resume(url, room_id, full["payload"]["sessionToken"], conn_type,
                                 sinceVersion=version, epoch=full["payload"]["epoch"])
     assert answer["type"] == "RESUMED" and answer["version"] == version
     await back.nothing(0.3)
@@ -145,9 +152,11 @@ async def test_resume_at_the_current_version_sends_resumed_alone(kasagi_server, 
 
 
 @pytest.mark.parametrize("case", ["wrong-epoch", "future", "no-epoch"])
-async def test_resume_that_cannot_recover_gets_full_state(kasagi_server, room_id, case):
+async def test_resume_that_cannot_recover_gets_full_state(
+    kasagi_server, room_id, case, conn_type
+):
     url = kasagi_server.ws_url
-    a = await Conn.open(url)
+    a = await conn_type.open(url)
     full = await a.join(room_id)
     version = await update(a, room_id, x=1)
     await drop(a)
@@ -156,7 +165,8 @@ async def test_resume_that_cannot_recover_gets_full_state(kasagi_server, room_id
         "future": {"sinceVersion": version + 5, "epoch": full["payload"]["epoch"]},
         "no-epoch": {"sinceVersion": version},
     }[case]
-    back, answer = await resume(url, room_id, full["payload"]["sessionToken"], **extra)
+    back, answer = await resume(url, room_id, full["payload"]["sessionToken"], conn_type,
+                                **extra)
     assert answer["type"] == "FULL_STATE", answer
     assert answer["payload"]["resumed"] is True and answer["version"] == version
     assert answer["payload"]["epoch"] == full["payload"]["epoch"]
@@ -222,8 +232,8 @@ async def test_changes_pending_in_the_tick_at_the_resume(start_server, room_id):
     {"sinceVersion": True, "epoch": "e"},
     {"sinceVersion": 3, "epoch": 5},
 ])
-async def test_wrong_types_are_bad_message(kasagi_server, room_id, payload):
-    conn = await Conn.open(kasagi_server.ws_url)
+async def test_wrong_types_are_bad_message(kasagi_server, room_id, payload, conn_type):
+    conn = await conn_type.open(kasagi_server.ws_url)
     await conn.send({"type": "JOIN_ROOM", "roomId": room_id, "requestId": 7,
                      "payload": {"sessionToken": "t", **payload}})
     error = await conn.expect("ERROR")

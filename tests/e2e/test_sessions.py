@@ -1,4 +1,7 @@
-"""§6 disconnection: grace period, resume by token, timeout, dead sockets, Origin (§7)."""
+"""§6 disconnection: grace period, resume by token, timeout, dead sockets, Origin (§7).
+
+The resumes run on each codec (``conn_type``); the timed ones (grace, keepalive) on JSON.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +24,9 @@ async def drop(conn: Conn) -> None:
     await asyncio.sleep(0.1)
 
 
-async def test_abrupt_close_then_resume_tells_nobody(kasagi_server, room_id):
-    a = await Conn.open(kasagi_server.ws_url)
-    b = await Conn.open(kasagi_server.ws_url)
+async def test_abrupt_close_then_resume_tells_nobody(kasagi_server, room_id, conn_type):
+    a = await conn_type.open(kasagi_server.ws_url)
+    b = await conn_type.open(kasagi_server.ws_url)
     full = await a.join(room_id, name="A")
     await b.join(room_id, name="B")
     await a.expect("PLAYER_JOINED")
@@ -32,7 +35,7 @@ async def test_abrupt_close_then_resume_tells_nobody(kasagi_server, room_id):
     version = (await a.expect("DELTA_UPDATE"))["version"]
     await drop(a)
     await b.nothing(0.5)  # the player stays; nobody is told
-    again = await Conn.open(kasagi_server.ws_url)
+    again = await conn_type.open(kasagi_server.ws_url)
     resumed = await again.join(room_id, sessionToken=full["payload"]["sessionToken"])
     payload = resumed["payload"]
     assert payload["resumed"] is True
@@ -46,10 +49,10 @@ async def test_abrupt_close_then_resume_tells_nobody(kasagi_server, room_id):
     assert (await b.expect("DELTA_UPDATE"))["baseVersion"] == version
 
 
-async def test_resume_takes_over_a_socket_still_thought_alive(kasagi_server, room_id):
-    a = await Conn.open(kasagi_server.ws_url)
+async def test_resume_takes_over_a_socket_still_thought_alive(kasagi_server, room_id, conn_type):
+    a = await conn_type.open(kasagi_server.ws_url)
     full = await a.join(room_id)
-    again = await Conn.open(kasagi_server.ws_url)
+    again = await conn_type.open(kasagi_server.ws_url)
     resumed = await again.join(room_id, sessionToken=full["payload"]["sessionToken"])
     assert resumed["payload"]["playerId"] == full["payload"]["playerId"]
     await again.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {"x": 1}})
@@ -57,10 +60,10 @@ async def test_resume_takes_over_a_socket_still_thought_alive(kasagi_server, roo
     await a.nothing(0.3)  # the old socket is no longer a member
 
 
-async def test_unknown_or_foreign_token_joins_as_a_new_player(kasagi_server, room_id):
-    a = await Conn.open(kasagi_server.ws_url)
+async def test_unknown_or_foreign_token_joins_as_a_new_player(kasagi_server, room_id, conn_type):
+    a = await conn_type.open(kasagi_server.ws_url)
     full = await a.join(room_id + "-other")
-    b = await Conn.open(kasagi_server.ws_url)
+    b = await conn_type.open(kasagi_server.ws_url)
     for token in ("not-a-token", full["payload"]["sessionToken"]):
         joined = await b.join(room_id, sessionToken=token)
         assert joined["payload"]["resumed"] is False

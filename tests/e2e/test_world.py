@@ -5,9 +5,9 @@ speed rule: the players join close to a cell boundary) arrives whole in the
 other's next DELTA_UPDATE, walking out is removed with ``null``; PLAYER_JOINED
 and PLAYER_LEFT go only to those whose view holds the player; a spectator sees
 the whole room; private fields stay private. Every member's chain rebuilds its
-view (RESYNC's FULL_STATE agrees). On the Redis pass
-(``KASAGI_TEST_SERVER_REDIS=1``) the same tests run on a Redis-backed server,
-plus one with the players on two processes.
+view (RESYNC's FULL_STATE agrees). The views run on each codec (``conn_type``).
+On the Redis pass (``KASAGI_TEST_SERVER_REDIS=1``) the same tests run on a
+Redis-backed server, plus one with the players on two processes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests.api.livehttp import HttpClient, LiveUser, create_users
-from tests.e2e.test_private_fields import RawConn, chain, update
+from tests.e2e.test_private_fields import chain, never_saw, update
+from tests.wsclient import Conn
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
@@ -39,7 +40,7 @@ def create_world(server: Any, owner: LiveUser, room_id: str) -> None:
     assert answer.status == 201, answer.text
 
 
-async def same_as_resync(member: RawConn, room_id: str) -> dict[str, Any]:
+async def same_as_resync(member: Conn, room_id: str) -> dict[str, Any]:
     """The member's chain rebuilt exactly its view: RESYNC's FULL_STATE agrees (at a
     later version only when the changes since are invisible to it, folded)."""
     version, state = chain(member.seen)
@@ -51,11 +52,11 @@ async def same_as_resync(member: RawConn, room_id: str) -> dict[str, Any]:
 
 
 async def test_far_players_do_not_see_each_other_until_one_walks_into_range(
-    kasagi_server: Any, owner: LiveUser, room_id: str,
+    kasagi_server: Any, owner: LiveUser, room_id: str, conn_type: type[Conn],
 ) -> None:
     create_world(kasagi_server, owner, room_id)
     url = kasagi_server.ws_url
-    a, b, c = [await RawConn.open(url) for _ in range(3)]
+    a, b, c = [await conn_type.open(url) for _ in range(3)]
     full_a = await a.join(room_id, playerName="A", x=500, y=500, _secret=SECRET)
     pa = full_a["payload"]["playerId"]
     assert full_a["payload"]["state"]["players"] == {
@@ -102,7 +103,7 @@ async def test_far_players_do_not_see_each_other_until_one_walks_into_range(
     assert (await c.expect("DELTA_UPDATE"))["payload"] == {"players": {pb: {"x": 2050}}}
 
     # a spectator sees the whole room, without private fields
-    watcher = await RawConn.open(url)
+    watcher = await conn_type.open(url)
     whole = await watcher.join(room_id, spectate=True)
     assert sorted(whole["payload"]["state"]["players"]) == sorted([pa, pb, pc])
 
@@ -120,17 +121,17 @@ async def test_far_players_do_not_see_each_other_until_one_walks_into_range(
     assert sorted(state_c["players"]) == sorted([pa, pc])
     await same_as_resync(watcher, room_id)
     for member in (b, c, watcher):
-        member.never_saw(SECRET)
+        never_saw(member, SECRET)
     assert not any(f["type"] == "PLAYER_LEFT" for f in a.seen)
     for conn in (a, b, c, watcher):
         await conn.close()
 
 
 async def test_entities_with_a_position_follow_the_range_and_others_reach_everyone(
-    kasagi_server: Any, owner: LiveUser, room_id: str,
+    kasagi_server: Any, owner: LiveUser, room_id: str, conn_type: type[Conn],
 ) -> None:
     create_world(kasagi_server, owner, room_id)
-    a, b = await RawConn.open(kasagi_server.ws_url), await RawConn.open(kasagi_server.ws_url)
+    a, b = await conn_type.open(kasagi_server.ws_url), await conn_type.open(kasagi_server.ws_url)
     await a.join(room_id, playerName="A", x=100, y=100)
     await b.join(room_id, playerName="B", x=9900, y=9900)
     await a.send({"type": "STATE_UPDATE", "roomId": room_id, "entityId": "flag",
@@ -159,7 +160,7 @@ async def test_a_join_without_a_position_gets_a_spawn_point_in_the_plane(
     kasagi_server: Any, owner: LiveUser, room_id: str,
 ) -> None:
     create_world(kasagi_server, owner, room_id)
-    a = await RawConn.open(kasagi_server.ws_url)
+    a = await Conn.open(kasagi_server.ws_url)
     full = await a.join(room_id, playerName="A")
     me = full["payload"]["state"]["players"][full["payload"]["playerId"]]
     assert 2000 <= me["x"] <= 8000 and 2000 <= me["y"] <= 8000
@@ -177,7 +178,7 @@ async def test_on_two_redis_processes_views_follow_the_moves(
 ) -> None:
     one, two = start_server(), start_server()
     create_world(one, owner, room_id)
-    a, b = await RawConn.open(one.ws_url), await RawConn.open(two.ws_url)
+    a, b = await Conn.open(one.ws_url), await Conn.open(two.ws_url)
     pa = (await a.join(room_id, playerName="A", x=500, y=500, _secret=SECRET))[
         "payload"]["playerId"]
     full_b = await b.join(room_id, playerName="B", x=2050, y=500)
@@ -194,7 +195,7 @@ async def test_on_two_redis_processes_views_follow_the_moves(
     assert (await b.expect("DELTA_UPDATE"))["payload"] == {"players": {pb: {"x": 2050}, pa: None}}
     await same_as_resync(a, room_id)
     await same_as_resync(b, room_id)
-    b.never_saw(SECRET)
+    never_saw(b, SECRET)
     for conn in (a, b):
         await conn.close()
 
