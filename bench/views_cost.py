@@ -120,12 +120,12 @@ def world_ticks(players: int, ticks: int, per_tick: int) -> dict[str, float]:
     from sync.metrics import METRICS
 
     loop = asyncio.new_event_loop()
-    hub = current_hub.Hub(0.05)
+    hub: Any = current_hub.Hub(0.05)  # driven with the bench's duck-typed members
     hub._loop = loop
     room_type = get_room_type("world")
     room = Room("r", room_type, Limits(max_players=players))
     side = world.world_side(players)
-    spots = [list(world.world_spot(i, players, side)) for i in range(players)]
+    spots: list[list[float]] = [list(world.world_spot(i, players, side)) for i in range(players)]
     for i, (x, y) in enumerate(spots):
         room.join(f"p{i}", {"x": x, "y": y, "playerName": f"bench-{i}"}, now=0)
     fanout = hub.room("r", lambda: (room.version, room.snapshot()), room_type=room_type)
@@ -133,7 +133,7 @@ def world_ticks(players: int, ticks: int, per_tick: int) -> dict[str, float]:
         member = _Member(f"p{i}")
         fanout.attach(member)
         fanout.send_full_state(member, resumed=False)
-    changes = []
+    changes: list[list[Any]] = []
     k = 0
     for _ in range(ticks):  # bench.load's moves: 1 to 3 units per axis per update
         batch = []
