@@ -81,63 +81,49 @@ class _Collector(Collector):
             "kasagi_persistence_queue_depth", "Rooms and sessions waiting to be written.",
             m.persistence_queue(),
         )
-        out = CounterMetricFamily("kasagi_frames_out", "WebSocket frames sent.")
-        out.add_metric([], m.frames_out)
-        yield out
-        out = CounterMetricFamily("kasagi_bytes_out", "Bytes of WebSocket payload sent.")
-        out.add_metric([], m.bytes_out)
-        yield out
-        inbound = CounterMetricFamily(
-            "kasagi_messages_in", "Client messages received, by type.", labels=["type"])
-        for kind, count in sorted(m.messages_in.items()):
-            inbound.add_metric([kind], count)
-        yield inbound
-        errors = CounterMetricFamily(
-            "kasagi_errors", "ERROR frames sent, by code.", labels=["code"]
-        )
-        for code, count in sorted(m.errors.items()):
-            errors.add_metric([code], count)
-        yield errors
-        views = CounterMetricFamily(
-            "kasagi_view_flush_members", "Members of a room at each flush with changes.")
-        views.add_metric([], m.flush_members)
-        yield views
-        views = CounterMetricFamily(
-            "kasagi_view_encodings", "Frame lists encoded by flushes (one per view and codec).")
-        views.add_metric([], m.flush_encodings)
-        yield views
-        events = CounterMetricFamily("kasagi_events_out", "EVENT frames sent.")
-        events.add_metric([], m.events_out)
-        yield events
-        failures = CounterMetricFamily(
+        yield _counter("kasagi_frames_out", "WebSocket frames sent.", m.frames_out)
+        yield _counter("kasagi_bytes_out", "Bytes of WebSocket payload sent.", m.bytes_out)
+        yield _by_label(
+            "kasagi_messages_in", "Client messages received, by type.", "type", m.messages_in)
+        yield _by_label("kasagi_errors", "ERROR frames sent, by code.", "code", m.errors)
+        yield _counter(
+            "kasagi_view_flush_members", "Members of a room at each flush with changes.",
+            m.flush_members)
+        yield _counter(
+            "kasagi_view_encodings", "Frame lists encoded by flushes (one per view and codec).",
+            m.flush_encodings)
+        yield _counter("kasagi_events_out", "EVENT frames sent.", m.events_out)
+        yield _by_label(
             "kasagi_room_code_errors", "Exceptions raised by room code, by room type.",
-            labels=["room_type"])
-        for room_type, count in sorted(m.room_code_errors.items()):
-            failures.add_metric([room_type], count)
-        yield failures
-        paths = CounterMetricFamily(
+            "room_type", m.room_code_errors)
+        yield _by_label(
             "kasagi_writer_connections", "WebSocket connections by frame writer path.",
-            labels=["path"],
-        )
-        for path, count in sorted(m.writer_connections.items()):
-            paths.add_metric([path], count)
-        yield paths
-        paths = CounterMetricFamily(
+            "path", m.writer_connections)
+        yield _by_label(
             "kasagi_reader_connections", "WebSocket connections by frame reader path.",
-            labels=["path"],
-        )
-        for path, count in sorted(m.reader_connections.items()):
-            paths.add_metric([path], count)
-        yield paths
-        inline = CounterMetricFamily(
+            "path", m.reader_connections)
+        yield _counter(
             "kasagi_messages_inline",
-            "Client messages handled in the socket's data callback (no queue hop).")
-        inline.add_metric([], m.messages_inline)
-        yield inline
-        queued = CounterMetricFamily(
-            "kasagi_messages_queued", "Client messages handled by the connection's task.")
-        queued.add_metric([], m.messages_queued)
-        yield queued
+            "Client messages handled in the socket's data callback (no queue hop).",
+            m.messages_inline)
+        yield _counter(
+            "kasagi_messages_queued", "Client messages handled by the connection's task.",
+            m.messages_queued)
+
+
+def _counter(name: str, documentation: str, value: int) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
+def _by_label(
+    name: str, documentation: str, label: str, counts: Counter[str]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in sorted(counts.items()):
+        family.add_metric([value], count)
+    return family
 
 
 METRICS = Metrics()
