@@ -116,6 +116,18 @@ class ChangeWrite(NamedTuple):
     at_ms: int
 
 
+class Rewind(NamedTuple):
+    """A room's timeline starts again at ``version`` (§14: a new epoch after Redis
+    lost changes this process had seen). The records and snapshots above that
+    version belong to the lost timeline: the new one reuses their versions, and
+    ``ON CONFLICT DO NOTHING`` would keep the old ones. Queued among the changes, so
+    the writer applies it after the records read before it and before the ones
+    read after."""
+
+    room_id: str
+    version: int
+
+
 @dataclass(slots=True)
 class Batch:
     snapshots: dict[str, SnapshotWrite] = field(default_factory=dict)
@@ -123,7 +135,7 @@ class Batch:
     closed: dict[str, datetime] = field(default_factory=dict)
     #: (§16) one pending write per document: its newest whole state
     documents: dict[DocKey, DocumentWrite] = field(default_factory=dict)
-    changes: list[ChangeWrite] = field(default_factory=list)
+    changes: list[ChangeWrite | Rewind] = field(default_factory=list)
 
     def __len__(self) -> int:
         pending = len(self.documents) + len(self.snapshots)
@@ -188,6 +200,11 @@ def write_batch(
             update_fields=["last_seen_at", "disconnected_at", "ended_at", "end_reason"],
         )
 
+    if checkpoints is None:
+        checkpoints = history.Checkpoints(kept=history_kept)
+    if floors is None:
+        floors = {}
+    _rewind(batch.changes, pks, floors=floors, checkpoints=checkpoints)
     snapshots = [s for s in batch.snapshots.values() if s.room_id in pks]
     if snapshots:
         RoomSnapshot.objects.bulk_create(
@@ -197,13 +214,11 @@ def write_batch(
         )
         room_pks = [pks[s.room_id] for s in snapshots]
         Room.objects.filter(pk__in=room_pks).update(last_activity_at=now)
-    if checkpoints is None:
-        checkpoints = history.Checkpoints(kept=history_kept)
     if batch.changes:
         for snapshot in snapshots:
             checkpoints.add(pks[snapshot.room_id], snapshot.version, snapshot.state)
-        _write_history(batch.changes, pks, kept=history_kept,
-                       floors=floors if floors is not None else {}, checkpoints=checkpoints)
+        _write_history(batch.changes, pks, kept=history_kept, floors=floors,
+                       checkpoints=checkpoints)
     for room_id in batch.closed:
         if room_id in pks:
             checkpoints.forget(pks[room_id])
@@ -277,23 +292,46 @@ def _insert_changes(rows: list[tuple[Any, ...]]) -> None:
         cursor.executemany(sql, params)
 
 
+def _rewind(
+    changes: list[ChangeWrite | Rewind], pks: dict[str, int], *, floors: dict[int, int],
+    checkpoints: history.Checkpoints,
+) -> None:
+    """Delete what each rewound room stored above the version its timeline starts
+    again at (the lowest, when a batch holds several): records, snapshots, and the
+    floor and checkpoints that assumed them."""
+    lowest: dict[int, int] = {}
+    for write in changes:
+        if isinstance(write, Rewind) and write.room_id in pks:
+            room_pk = pks[write.room_id]
+            lowest[room_pk] = min(lowest.get(room_pk, write.version), write.version)
+    for room_pk, version in lowest.items():
+        RoomChange.objects.filter(room_id=room_pk, version__gt=version).delete()
+        RoomSnapshot.objects.filter(room_id=room_pk, version__gt=version).delete()
+        floors.pop(room_pk, None)
+        checkpoints.forget(room_pk)
+
+
 def _write_history(
-    changes: list[ChangeWrite], pks: dict[str, int], *, kept: int, floors: dict[int, int],
+    changes: list[ChangeWrite | Rewind], pks: dict[str, int], *, kept: int, floors: dict[int, int],
     checkpoints: history.Checkpoints,
 ) -> None:
     """Insert the records (a repeat of a stored one is skipped), then keep each room's
     history answerable and bounded: its floor has a known state, and at most ``kept``
     plus a margin records stay (``rooms.history``), the floor moving to a checkpoint
     when one fits. ``floors`` is updated."""
-    users = {w.author.user_id for w in changes if w.author.user_id is not None}
+    users = {w.author.user_id for w in changes
+             if isinstance(w, ChangeWrite) and w.author.user_id is not None}
     known = set(
         get_user_model().objects.filter(pk__in=users).values_list("pk", flat=True)
     ) if users else set()
     rows: dict[tuple[int, int], tuple[Any, ...]] = {}
-    newest: dict[int, int] = {}
     for write in changes:
         room_pk = pks.get(write.room_id)
         if room_pk is None:
+            continue
+        if isinstance(write, Rewind):  # the records read before it above its version are lost
+            for key in [key for key in rows if key[0] == room_pk and key[1] > write.version]:
+                del rows[key]
             continue
         change, author = write.change, write.author
         key = (room_pk, change.version)
@@ -305,9 +343,11 @@ def _write_history(
             author.user_id if author.user_id in known else None, author.username,
             author.source.value, change.patch, write.at_ms,
         )
-        newest[room_pk] = max(newest.get(room_pk, 0), change.version)
     if not rows:
         return
+    newest: dict[int, int] = {}
+    for room_pk, version in rows:
+        newest[room_pk] = max(newest.get(room_pk, 0), version)
     _insert_changes(list(rows.values()))
     margin = history.prune_margin(kept)
     for room_pk, last in newest.items():
@@ -389,7 +429,7 @@ class BackgroundWriter:
     def submit(
         self, *, snapshots: Iterable[SnapshotWrite] = (), sessions: Iterable[SessionWrite] = (),
         documents: Iterable[DocumentWrite] = (),
-        closed: dict[str, datetime] | None = None, changes: Iterable[ChangeWrite] = (),
+        closed: dict[str, datetime] | None = None, changes: Iterable[ChangeWrite | Rewind] = (),
     ) -> None:
         with self._cond:
             pending = self._pending
@@ -432,7 +472,8 @@ class BackgroundWriter:
                 )
         excess = len(pending.changes) - MAX_PENDING_CHANGES
         if excess > 0:
-            del pending.changes[:excess]
+            rewinds = [w for w in pending.changes[:excess] if isinstance(w, Rewind)]
+            pending.changes[:excess] = rewinds  # a rewind must still reach the database
             self.dropped += excess
             logger.warning("persistence queue full: %d history records dropped", excess)
 
@@ -541,7 +582,7 @@ class DatabasePersistence:
         self.interval = interval
         #: §15: record every change for the room's history (KASAGI_HISTORY)
         self.history = history
-        self._changes: list[ChangeWrite] = []
+        self._changes: list[ChangeWrite | Rewind] = []
         self.read_state = read_state
         self.writer = writer
         self._dirty: set[str] = set()
@@ -582,6 +623,10 @@ class DatabasePersistence:
     def change_made(self, room_id: str, change: Change, author: Author, at_ms: int) -> None:
         if self.history:
             self._changes.append(ChangeWrite(room_id, change, author, at_ms))
+
+    def history_rewound(self, room_id: str, version: int) -> None:
+        if self.history:
+            self._changes.append(Rewind(room_id, version))
 
     def document_changed(self, room_id: str, doc_id: str) -> None:
         """(§16) a document merged an update: its state goes with the room's next write."""

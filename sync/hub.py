@@ -22,11 +22,13 @@ written to; its pending changes are composed into one patch (bounded: past
 ``LAG_MAX_ITEMS`` it is marked for a fresh FULL_STATE instead), and it
 catches up on the first tick its socket has drained below ``LAG_LOW``.
 
-Events (§11, EVENT) are not state and take no part in the chain: one that
-arrives while the room has no pending change is sent at once; otherwise it
-waits in ``RoomFanout.events`` and goes out in the same flush, right after
-the state frames, so every member holds each change made before the event
-when the event arrives (events keep their own order). An event is encoded
+Events (§11, EVENT) are not state and take no part in the chain: an event
+is sent at once, and one that arrives while the room has pending changes
+flushes them first, so every member holds each change made before the event
+when the event arrives, and none made after it (a room code handler that
+scores, announces ``round.over`` and starts the next round sends three
+frames in that order; the next round's changes wait for the next tick). An
+event is encoded
 once per codec, whatever the number of members. A lagging member (its
 backlog still owes older changes) is not sent events: they are ephemeral.
 
@@ -377,10 +379,13 @@ class RoomFanout:
         self._schedule()
 
     def publish_event(self, event: OutEvent) -> None:
-        """Send an EVENT after every change published before it (see the module doc)."""
+        """Send an EVENT after every change published before it and before any
+        published after it: a pending tick is flushed first (see the module doc)."""
         if self.items:
+            if self.handle is not None:
+                self.handle.cancel()
             self.events.append(event)
-            self._schedule()
+            self.flush()
         else:
             self._send_events([event])
 

@@ -45,11 +45,21 @@ class Persistence(Protocol):
         the room's snapshot lease; repeats are harmless, the writer skips them)."""
         ...
 
+    def history_rewound(self, room_id: str, version: int) -> None:
+        """The room's timeline starts again at ``version`` (a new epoch, §14): what
+        the history holds above it was lost with the old one. Called by the process
+        that records the room's changes, between the last change of the old timeline
+        it recorded and the first of the new."""
+        ...
+
 
 class NullPersistence:
     history = False
 
     def change_made(self, room_id: str, change: Change, author: Author, at_ms: int) -> None:
+        pass
+
+    def history_rewound(self, room_id: str, version: int) -> None:
         pass
 
     def room_changed(self, room_id: str) -> None:

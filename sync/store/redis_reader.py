@@ -196,6 +196,9 @@ class LogReader:
         live.recent.clear()
         live.release_all()
         if live.snapshot_duty:
+            if known is not None and live.epoch != known:
+                # §15: the versions above the new timeline's start get reused
+                store.persistence.history_rewound(room_id, mirror.version)
             store.record_backlog(room_id)  # §15: the changes skipped since the gap
         fanout = store.hub.get(room_id)
         if fanout is not None:

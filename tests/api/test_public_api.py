@@ -266,3 +266,23 @@ async def test_send_event_reaches_members_or_one_player_and_is_not_state(
         with pytest.raises(ProtocolError) as info:
             await call
         assert info.value.code is code
+
+
+async def test_an_event_sits_between_the_changes_made_before_and_after_it(
+    engine: Runtime,
+) -> None:
+    """§11's order within one tick: score, announce, start the next round."""
+    ann = await member_in(engine, "ev-order", playerName="Ann")
+    await settle(engine)
+    del ann.frames[:]
+    await api.aupdate_entity("ev-order", "game", {"round": 1, "over": True})
+    await api.asend_event("ev-order", "round.over", {"round": 1})
+    await api.aupdate_entity("ev-order", "game", {"round": 2, "over": None})
+    await settle(engine)
+    seen = [(f["type"], f["payload"].get("kind") or f["payload"].get("entities"))
+            for f in ann.frames]
+    assert seen == [
+        ("DELTA_UPDATE", {"game": {"round": 1, "over": True}}),
+        ("EVENT", "round.over"),
+        ("DELTA_UPDATE", {"game": {"round": 2, "over": None}}),
+    ]

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 
 from rooms import history
 from rooms.models import Room, RoomChange, RoomSnapshot
-from rooms.persistence import Batch, ChangeWrite, SnapshotWrite, write_batch
+from rooms.persistence import Batch, ChangeWrite, Rewind, SnapshotWrite, write_batch
 from sync.core.changes import SERVER, Author, Change, HistoryKind, LeaveReason, Source
 from sync.core.limits import Limits
 from sync.core.room import Room as CoreRoom
@@ -30,8 +30,17 @@ class Played:
         self.room = CoreRoom(room_id, get_room_type("freeform"), Limits())
         self.room_id = room_id
         self.author = author
-        self.writes: list[ChangeWrite] = []
+        self.writes: list[ChangeWrite | Rewind] = []
         self.states: dict[int, dict[str, Any]] = {0: self.room.snapshot()}
+
+    def diverge(self, version: int) -> Played:
+        """The room as a replica that knew it only up to ``version`` (Redis lost the
+        rest): same room, a new timeline from there."""
+        other = Played(self.room_id, self.author)
+        other.room = CoreRoom(self.room_id, get_room_type("freeform"), Limits(),
+                              state=self.states[version], version=version)
+        other.states = {v: s for v, s in self.states.items() if v <= version}
+        return other
 
     def record(self, change: Change | None, author: Author | None = None) -> None:
         assert change is not None
@@ -47,7 +56,7 @@ class Played:
         return SnapshotWrite(self.room_id, self.room.version, self.room.snapshot(), T0)
 
 
-def write(played: Played, writes: list[ChangeWrite], *, kept: int = 10_000,
+def write(played: Played, writes: list[ChangeWrite | Rewind], *, kept: int = 10_000,
           floors: dict[int, int] | None = None, snapshot: bool = True,
           checkpoints: history.Checkpoints | None = None) -> None:
     batch = Batch(changes=list(writes))
@@ -135,6 +144,38 @@ def test_a_gap_in_the_records_is_not_papered_over() -> None:
     write(played, played.writes[5:], snapshot=False)
     assert history.state_at(room.pk, 3) == played.states[3]
     assert history.state_at(room.pk, 6) is None  # 4 and 5 are missing
+
+
+def test_a_new_timeline_replaces_the_records_and_snapshots_of_the_lost_one() -> None:
+    """§14/§15: Redis lost versions 7..10 and the room goes on from 6 in a new epoch;
+    its history is the new timeline's, not the old one's under the same versions."""
+    room = Room.objects.create(room_id="h-rewind")
+    old = Played("h-rewind", Author.player())
+    floors: dict[int, int] = {}
+    old.play(8)
+    write(old, old.writes, floors=floors)  # records 1..8, snapshot at 8
+    old.play(2)
+    write(old, old.writes[8:], floors=floors)  # records 9, 10, snapshot at 10
+    old.play(1)
+    new = old.diverge(6)
+    new.record(new.room.update_entity("other", {"z": 1}, player_id="q"))
+    new.record(new.room.update_entity("other", {"z": 2}, player_id="q"))
+    # One batch: the old timeline's record 11, read before the rewind, then the new.
+    write(new, [old.writes[10], Rewind("h-rewind", 6), *new.writes], floors=floors)
+    versions = list(RoomChange.objects.filter(room=room).order_by("version")
+                    .values_list("version", "patch"))
+    assert [v for v, _ in versions] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert versions[6][1] == {"entities": {"other": {"z": 1}}}
+    assert not RoomSnapshot.objects.filter(room=room, version__gt=8).exists()
+    assert RoomSnapshot.objects.get(room=room, version=8).state == new.states[8]
+    for version in range(0, 9):
+        assert history.state_at(room.pk, version) == new.states[version], version
+    # and the new timeline goes on past where the old one had reached
+    start = len(new.writes)
+    new.play(4)
+    write(new, new.writes[start:], floors=floors)
+    for version in range(0, 13):
+        assert history.state_at(room.pk, version) == new.states[version], version
 
 
 def test_changes_older_than_the_kept_history_are_not_written_back() -> None:

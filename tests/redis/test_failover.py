@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 
 from sync.store import redis_keys as keys
+from tests.api.livehttp import HttpClient
 from tests.e2e.test_recovery import drop, resume
 from tests.redis.local_cluster import LocalCluster, flush
 from tests.redis.mirror import Mirror
+from tests.redis.test_history_cluster import check_contiguous, history
 from tests.services import need_redis
 from tests.wsclient import Conn
 
@@ -197,6 +199,14 @@ async def test_killed_primary_other_shards_go_on_and_its_rooms_resume(
         assert len(set(player.epochs)) >= 2, player.epochs
     for player in spared:
         assert len(set(player.epochs)) == 1, player.epochs
+    # §15: the history is the new timeline's, whatever versions the old one lost (a
+    # record the replica never had would sit under a version the new timeline reuses).
+    held = hit[1].mirror
+    records = await history(servers[0], result["hit"], held.version)
+    check_contiguous(records, held.version)
+    answer = await asyncio.to_thread(HttpClient(servers[0].http_url).get,
+                                     f"/api/rooms/{result['hit']}/state/?version={held.version}")
+    assert answer.status == 200 and answer.json()["state"] == held.state, answer.text
     old = hit[0]
     await drop(old.mirror.conn)
     back, answer = await resume(servers[1].ws_url, result["hit"], old.mirror.token,

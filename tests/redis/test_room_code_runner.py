@@ -61,8 +61,12 @@ async def test_the_game_goes_on_when_its_runner_is_killed(
     assert time.monotonic() - started < 20
     assert over["payload"]["data"] == {"loser": pa, "lives": 2}
     # and messages are handled there now
+    deadline = time.monotonic() + 10
+    seen: list[dict[str, Any]] = []
     while True:  # the next round, started by the same timer handler after the event
+        assert time.monotonic() < deadline, f"no round 2 within 10 s; saw {seen[-6:]}"
         frame = await b.expect("DELTA_UPDATE", timeout=10)
+        seen.append(frame)
         game = (frame["payload"].get("entities") or {}).get("game") or {}
         if game.get("round") == 2:
             break
