@@ -72,6 +72,13 @@ MAX_PENDING_SESSIONS = 50_000
 #: Pending history records kept while the database is away; past it the oldest go.
 MAX_PENDING_CHANGES = 200_000
 #: How long a clean stop waits for the last writes.
+#: history rows built or inserted between two pauses of the writer, and the pause:
+#: building and binding rows holds the GIL, and a thread that holds it for tens of
+#: milliseconds at a stretch makes the event loop wait on every socket write it
+#: makes meanwhile (it gives the GIL up at each one); short stretches keep the
+#: loop's latency (see docs/performance.md, history)
+HISTORY_CHUNK_ROWS = 200
+HISTORY_PAUSE = 0.002
 SHUTDOWN_TIMEOUT = 10.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
@@ -287,9 +294,12 @@ def _insert_changes(rows: list[tuple[Any, ...]]) -> None:
         f"({', '.join(quote(column) for column in CHANGE_COLUMNS)}) VALUES ({values}) "
         f"ON CONFLICT ({quote('room_id')}, {quote('version')}) DO NOTHING"
     )
-    params = [(*row[:8], orjson.dumps(row[8]).decode(), row[9]) for row in rows]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        for start in range(0, len(rows), HISTORY_CHUNK_ROWS):
+            if start:
+                time.sleep(HISTORY_PAUSE)
+            cursor.executemany(sql, [(*row[:8], orjson.dumps(row[8]).decode(), row[9])
+                                     for row in rows[start:start + HISTORY_CHUNK_ROWS]])
 
 
 def _rewind(
@@ -325,7 +335,9 @@ def _write_history(
         get_user_model().objects.filter(pk__in=users).values_list("pk", flat=True)
     ) if users else set()
     rows: dict[tuple[int, int], tuple[Any, ...]] = {}
-    for write in changes:
+    for i, write in enumerate(changes):
+        if i % HISTORY_CHUNK_ROWS == HISTORY_CHUNK_ROWS - 1:
+            time.sleep(HISTORY_PAUSE)
         room_pk = pks.get(write.room_id)
         if room_pk is None:
             continue
