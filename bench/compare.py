@@ -62,6 +62,8 @@ WORKLOAD_OPTIONS = (
     "connect_concurrency",
     "encoding",
     "messages_per_second",
+    "world_spread",
+    "observe",
 )
 
 

@@ -107,6 +107,11 @@ class Config:
     #: --room-type world: side of the square each room's players are spread over (0: the
     #: density of 1,000 players on the whole world; bench/world.py)
     world_spread: float = 0.0
+    #: every ``observe``-th client mirrors its room and measures (latency, deliveries,
+    #: gaps, convergence); the others only receive and count bytes, so the tool's own
+    #: CPU does not set the latency it reports on a small machine (the server's work
+    #: is the same: it cannot tell them apart)
+    observe: int = 1
 
     @property
     def idle_mode(self) -> bool:
@@ -306,6 +311,7 @@ class Client:
         "last",
         "msg_last",
         "msg_off",
+        "observer",
         "off",
         "pid",
         "resyncing",
@@ -321,6 +327,8 @@ class Client:
 
     def __init__(self, cfg: Config, idx: int) -> None:
         self.idx = idx
+        # every Nth member of each room (client i is in room i % rooms)
+        self.observer = (idx // cfg.room_count) % max(cfg.observe, 1) == 0
         self.room = cfg.room_of(idx)
         self.off = cfg.send_offset(idx)
         self.first, self.last = cfg.seq_window(idx)
@@ -599,6 +607,17 @@ class Worker:
         # bin1 keeps names per socket: one decoder per connection
         decode = bin_codec.Decoder().decode if self.cfg.encoding == "bin1" else self.decode
         try:
+            while not c.observer and c.state is None:  # a passive client: until its join
+                data = await recv(decode=False)
+                self.frames += 1
+                self.bytes_rx += len(data)
+                msg = decode(data)
+                if msg.get("type") in ("FULL_STATE", "ERROR"):
+                    handlers[msg["type"]](c, msg)
+            while not c.observer:
+                data = await recv(decode=False)
+                self.frames += 1
+                self.bytes_rx += len(data)
             while True:
                 data = await recv(decode=False)
                 self.frames += 1
@@ -839,17 +858,24 @@ class Worker:
 
     def join_report(self) -> dict[str, Any]:
         joined: Counter[str] = Counter()
+        observers: Counter[str] = Counter()
         window_sends: Counter[str] = Counter()
+        observer_sends: Counter[str] = Counter()
         window_messages: Counter[str] = Counter()
         for c in self.clients:
             if c.ws is not None:
                 joined[c.room] += 1
                 window_sends[c.room] += max(0, c.last - c.first + 1)
+                if c.observer:
+                    observers[c.room] += 1
+                    observer_sends[c.room] += max(0, c.last - c.first + 1)
                 first, last = self.cfg.message_window(c.idx)
                 window_messages[c.room] += max(0, last - first + 1)
         return {
             "members": dict(joined),
+            "observers": dict(observers),
             "window_sends": dict(window_sends),
+            "observer_sends": dict(observer_sends),
             "window_messages": dict(window_messages),
             "connect_us": self.connect_us.tobytes(),
             "connect_failures": dict(self.connect_failures),
@@ -893,7 +919,7 @@ class Worker:
             "mirrors": [
                 (c.room, c.version, state_digest(c.state))
                 for c in self.clients
-                if c.ws is not None and c.state is not None
+                if c.ws is not None and c.state is not None and c.observer
             ],
         }
 
@@ -1051,19 +1077,26 @@ def build_result(
 ) -> dict[str, Any]:
     duration = cfg.duration
     members: Counter[str] = Counter()
+    observers: Counter[str] = Counter()
+    observer_sends: Counter[str] = Counter()
     window_sends: Counter[str] = Counter()
     window_messages: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     for report in joined:
         members.update(report["members"])
+        observers.update(report["observers"])
+        observer_sends.update(report["observer_sends"])
         window_sends.update(report["window_sends"])
         window_messages.update(report["window_messages"])
         failures.update(report["connect_failures"])
     clients = sum(members.values())
     # xyt: moves × members, as load.mjs counts for Colyseus (both servers send every
     # member the room's patch, its sender included); otherwise to the other members
+    # (with --observe, to the observers only: each gets every send of its room but
+    # its own)
     others = 0 if cfg.xyt else 1
-    expected = sum(window_sends[room] * (members[room] - others) for room in members)
+    expected = sum(window_sends[room] * observers[room] - others * observer_sends[room]
+                   for room in members)
 
     def total(key: str) -> int:
         return sum(report[key] for report in finals)
@@ -1093,11 +1126,14 @@ def build_result(
         per_delivery = expected
     else:
         delivered_or_none, per_delivery = delivered, rx_deliveries
+    # --observe: the server delivered to every client, the observers counted theirs
+    per_delivery = per_delivery * clients // max(sum(observers.values()), 1)
     result: dict[str, Any] = {
         "bench": "kasagi-bench-load",
         "mode": "idle" if cfg.idle_mode else "load",
         "config": {**asdict(cfg), "pids": list(cfg.pids)},
         "clients": clients,
+        "observers": sum(observers.values()),
         "rooms": len(members),
         "sent": sum(window_sends.values()),
         "sent_total": total("sent_total"),
@@ -1300,6 +1336,9 @@ def table(result: dict[str, Any]) -> str:
             f"{cfg['rate']:g} Hz, payload {cfg['payload']}, room type {cfg['room_type']}, "
             f"{cfg['duration']:g} s measured after {cfg['warmup']:g} s warm-up"
         )
+        if result["observers"] < result["clients"]:
+            lines.append(f"  observers           {result['observers']} of the clients measure"
+                         " (--observe): deliveries, latency, gaps and convergence are theirs")
     lines += [
         f"  connect+join        p50 {fmt(con['p50'], ' ms')}  p99 {fmt(con['p99'], ' ms')}  "
         f"failures {result['connect_failures'] or 0}",
@@ -1434,6 +1473,13 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
         help="--room-type world: side of the square a room's players are spread over "
         "(default: the density of 1,000 players on the 10,000-unit world)",
     )
+    parser.add_argument(
+        "--observe",
+        type=int,
+        default=None,
+        help="every Nth client mirrors and measures (latency, deliveries, gaps); the "
+        "others only receive (default 1: all; Kasagi only)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1476,6 +1522,7 @@ def main(argv: list[str] | None = None) -> int:
         encoding=args.encoding,
         messages_per_second=args.messages_per_second,
         world_spread=args.world_spread,
+        observe=args.observe or 1,
     )
     result = run(cfg)
     line = orjson.dumps(result).decode()

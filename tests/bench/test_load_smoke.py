@@ -102,6 +102,22 @@ def test_load_against_kasagi(kasagi_server: Any) -> None:
     assert result["events"] is None  # no --messages-per-second
 
 
+def test_observers_measure_and_the_others_only_receive(kasagi_server: Any) -> None:
+    result = run_load(kasagi_server.ws_url, kasagi_server.pid, f"smoke-o-{os.getpid()}",
+                      "--observe", "3")
+
+    # 6 clients in 2 rooms (client i in room i % 2): the first member of each measures
+    assert result["clients"] == 6 and result["observers"] == 2
+    assert result["rooms_converged"] == 2  # each room has an observer
+    # each observer expects every send of its room but its own, and got them all
+    sends_per_client = result["sent"] // 6
+    assert result["expected_deliveries"] == 2 * 2 * sends_per_client
+    assert result["delivery_ratio"] == 1.0 and result["gaps"] == 0
+    assert result["tool_errors"] == 0
+    # bytes are every client's: the passive ones received as much as the observers
+    assert result["bytes_rx_per_client_per_s"] > 0
+
+
 def test_load_with_msgpack_frames(kasagi_server: Any) -> None:
     json_run = run_load(kasagi_server.ws_url, kasagi_server.pid, f"smoke-j-{os.getpid()}")
     packed = run_load(kasagi_server.ws_url, kasagi_server.pid, f"smoke-m-{os.getpid()}",
