@@ -227,7 +227,11 @@ class DaphneFrameWriter:
                 setattr(protocol, limit, RECEIVE_CAP_BYTES)
         _release_http_channel(protocol)
         #: True when frames go on the socket at once (plain TCP); False: Twisted's buffer (TLS).
-        self.direct = _plain_tcp(getattr(protocol, "transport", None))
+        transport = getattr(protocol, "transport", None)
+        self.direct = _plain_tcp(transport)
+        #: plain TCP's transport, whose buffer fields ``backlog`` reads directly (the hub
+        #: asks every member on every tick)
+        self._tcp = transport if self.direct else None
 
     def write(self, data: bytes, binary: bool = False) -> None:
         protocol = self._protocol
@@ -261,6 +265,9 @@ class DaphneFrameWriter:
 
     def backlog(self) -> int:
         """Bytes written that Twisted has not handed to the kernel yet."""
+        tcp = self._tcp
+        if tcp is not None:
+            return len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
         transport = getattr(self._protocol, "transport", None)
         if transport is None:
             return 0
