@@ -61,6 +61,8 @@ from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import Any
 
+from .metrics import METRICS
+
 logger = logging.getLogger(__name__)
 
 #: Distribution name -> versions whose internals this module was tested against.
@@ -83,7 +85,8 @@ _PROTOCOL_SHAPE = ("sendMessage", "sendCloseFrame", "state", "STATE_OPEN", "tran
 _REACTOR_SHAPE = ("_asyncioEventloop", "_readers", "_disconnectSelectable")
 _READER_SHAPE = (
     "dataReceived", "onMessage", "data", "current_frame", "inside_message", "muted",
-    "last_ping", "application_queue",
+    "last_ping", "application_queue", "_perMessageCompress", "maxMessagePayloadSize",
+    "_max_message_size_exceeded", "_invalid_payload",
 )
 
 
@@ -317,9 +320,12 @@ class DaphneFrameReader:
     an ``asyncio.Queue`` and the connection's task wakes up to take it: about
     40 % of a busy server at workload C (docs/performance.md). Here a chunk of
     bytes that starts on a frame boundary is cut into frames directly; each
-    whole, final, masked text/binary frame without RSV bits goes to
-    ``handle``. The first frame that is anything else (a control frame, a
-    fragment, a compressed frame, a frame not yet complete, invalid UTF-8)
+    whole, final, masked text/binary frame goes to ``handle``, inflated first
+    when it is compressed (RSV1 on a connection that negotiated
+    permessage-deflate: autobahn's own inflater for the connection, so its
+    window is the same whichever parser reads the next frame, with the same
+    size limit and the same close codes). The first frame that is anything
+    else (a control frame, a fragment, a frame not yet complete, invalid UTF-8)
     and all bytes after it go to autobahn, which then owns the parser state
     until its buffer is empty again; what it parses still reaches ``handle``
     (through ``onMessage``). Frames the handler declines go on daphne's queue
@@ -388,11 +394,15 @@ class DaphneFrameReader:
             self._autobahn_data_received(data)
             return
         protocol.last_ping = time.time()  # daphne's keepalive: the peer is alive
+        deflate = protocol._perMessageCompress
         end = len(data)
         pos = 0
         while end - pos >= 6:
             b0, b1 = data[pos], data[pos + 1]
-            if b1 < 0x80 or (b0 != 0x81 and b0 != 0x82):  # unmasked, or not FIN+text/binary
+            if b1 < 0x80 or (  # unmasked, or not FIN+text/binary (+RSV1 when negotiated)
+                b0 != 0x81 and b0 != 0x82
+                and (deflate is None or (b0 != 0xC1 and b0 != 0xC2))
+            ):
                 break
             length = b1 & 0x7F
             start = pos + 6
@@ -407,7 +417,15 @@ class DaphneFrameReader:
             if stop > end:
                 break
             payload = unmask(data[start:stop], data[start - 4:start])
-            if b0 == 0x81:
+            if b0 & 0x40:
+                inflated = self._inflate(deflate, payload)
+                if inflated is None:  # autobahn is failing the connection
+                    return
+                payload = inflated
+                METRICS.reader_frames["fast_inflated"] += 1
+            else:
+                METRICS.reader_frames["fast"] += 1
+            if b0 & 0x0F == 1:
                 try:
                     message: str | bytes = payload.decode()
                 except UnicodeDecodeError:  # autobahn fails the connection (1007)
@@ -421,9 +439,33 @@ class DaphneFrameReader:
         if pos < end:
             self._autobahn_data_received(data[pos:] if pos else data)
 
+    def _inflate(self, deflate: Any, payload: bytes) -> bytes | None:
+        """A compressed message's payload, as autobahn's ``onFrameData`` inflates it
+        (bounded by ``maxMessagePayloadSize``); None when it failed the connection
+        (1009 too big, 1007 corrupt), as autobahn does."""
+        from autobahn.exception import PayloadCorruptError, PayloadExceededError
+
+        protocol = self._protocol
+        cap = protocol.maxMessagePayloadSize
+        try:
+            deflate.start_decompress_message()
+            inflated = deflate.decompress_message_data(
+                payload, max_output_len=cap if cap > 0 else None)
+            deflate.end_decompress_message()
+        except PayloadExceededError:
+            protocol._max_message_size_exceeded(
+                cap, cap, f"received WebSocket message exceeds payload limit of {cap} "
+                "octets after decompression")
+            return None
+        except PayloadCorruptError as exc:
+            protocol._invalid_payload(f"received WebSocket message cannot be decompressed: {exc}")
+            return None
+        return bytes(inflated)
+
     def on_message(self, payload: bytes, is_binary: bool) -> None:
         """A message autobahn parsed (daphne's ``onMessage``, without its queue hop)."""
         self._protocol.last_ping = time.time()
+        METRICS.reader_frames["autobahn"] += 1
         self._deliver(payload if is_binary else payload.decode())
 
     def _deliver(self, message: str | bytes) -> None:

@@ -33,6 +33,9 @@ class Metrics:
         #: fast reader behind Twisted's reads: TLS), "generic" (ASGI receive()).
         self.reader_connections: Counter[str] = Counter(
             {"daphne": 0, "daphne_reactor": 0, "generic": 0})
+        #: client data frames by the parser that cut them: "fast" (the fast reader),
+        #: "fast_inflated" (the fast reader, a permessage-deflate frame), "autobahn"
+        self.reader_frames: Counter[str] = Counter({"fast": 0, "fast_inflated": 0, "autobahn": 0})
         #: client messages run in the protocol's data callback (fast reader, in-memory
         #: store) against those run by the connection's task after a queue hop
         self.messages_inline = 0
@@ -102,6 +105,9 @@ class _Collector(Collector):
         yield _by_label(
             "kasagi_reader_connections", "WebSocket connections by frame reader path.",
             "path", m.reader_connections)
+        yield _by_label(
+            "kasagi_reader_frames", "Client data frames by the parser that read them.",
+            "parser", m.reader_frames)
         yield _counter(
             "kasagi_messages_inline",
             "Client messages handled in the socket's data callback (no queue hop).",
