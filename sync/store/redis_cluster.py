@@ -63,9 +63,9 @@ from .redis_scripts import (
     PlainScript,
     RawConnection,
     RoomScript,
+    Script,
     Scripts,
     _log_failure,
-    _Script,
     pack_command,
 )
 
@@ -236,7 +236,7 @@ class ClusterScripts(Scripts):
     # documents' scripts) are routed by the first key of the packed command.
 
     async def _run(
-        self, script: _Script, packed: bytes, before: Sequence[Sequence[Any]],
+        self, script: Script, packed: bytes, before: Sequence[Sequence[Any]],
         after: Sequence[Sequence[Any]],
     ) -> Any:
         for command in before:
@@ -250,7 +250,7 @@ class ClusterScripts(Scripts):
         return asyncio.get_running_loop().create_task(
             self._routed(_slot_of_packed(packed), None, packed))
 
-    async def _routed(self, slot: int, script: _Script | None, packed: bytes) -> Any:
+    async def _routed(self, slot: int, script: Script | None, packed: bytes) -> Any:
         """Run one packed call on the primary of ``slot``, following redirections."""
         await self.slots.ready()
         asking: Scripts | None = None

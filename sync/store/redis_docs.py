@@ -40,14 +40,14 @@ from ..core.documents import DocumentSet
 from ..core.errors import ErrorCode, ProtocolError
 from ..documents import document_changed, document_cleared, relay_update, stored_documents
 from . import redis_keys as keys
-from .redis_scripts import _LUA, _Script, pack_command
+from .redis_scripts import LUA_DIR, Script
 
 if TYPE_CHECKING:
     from .redis import RedisRoomStore
 
 logger = logging.getLogger(__name__)
 
-SCRIPTS = {name: _Script((_LUA / f"{name}.lua").read_text())
+SCRIPTS = {name: Script((LUA_DIR / f"{name}.lua").read_text())
             for name in ("docload", "doccompact", "docclear")}
 #: the position of a state that covers no log entry (put back from the database)
 NO_POSITION = "0-0"
@@ -255,9 +255,7 @@ class RedisDocuments:
     async def _run(self, name: str, keys_: list[str], args: list[Any]) -> Any:
         """One of this module's scripts, on the store's script connection (in order
         with the room scripts)."""
-        script = SCRIPTS[name]
-        packed = pack_command(("EVALSHA", script.sha, len(keys_), *keys_, *args))
-        return await self.store.scripts._run(script, packed, (), ())
+        return await self.store.scripts.run(SCRIPTS[name], keys_, args)
 
 
 class RedisDocumentMethods:

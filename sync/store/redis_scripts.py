@@ -26,8 +26,8 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from . import redis_keys as keys
 
-_LUA = Path(__file__).with_name("lua")
-_PRELUDE = (_LUA / "_prelude.lua").read_text()
+LUA_DIR = Path(__file__).with_name("lua")
+_PRELUDE = (LUA_DIR / "_prelude.lua").read_text()
 RoomScript = Literal["commit", "join", "leave", "disconnect", "resume", "orphan", "seed",
                      "load", "reset", "close", "epoch", "since"]
 ROOM_SCRIPTS: tuple[RoomScript, ...] = (
@@ -96,7 +96,7 @@ def text(value: Any) -> Any:
     return value
 
 
-class _Script:
+class Script:
     """A Lua source and its SHA1 (what EVALSHA names it by)."""
 
     __slots__ = ("sha", "source")
@@ -169,9 +169,11 @@ class Scripts:
         self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
         self._room = {
-            name: _Script(_PRELUDE + (_LUA / f"{name}.lua").read_text()) for name in ROOM_SCRIPTS
+            name: Script(_PRELUDE + (LUA_DIR / f"{name}.lua").read_text()) for name in ROOM_SCRIPTS
         }
-        self._plain = {name: _Script((_LUA / f"{name}.lua").read_text()) for name in PLAIN_SCRIPTS}
+        self._plain = {
+            name: Script((LUA_DIR / f"{name}.lua").read_text()) for name in PLAIN_SCRIPTS
+        }
         self._keys: dict[str, list[str]] = {}
         #: entries kept per room log (``maxlen`` of every room script; §14 recovery log)
         self.log_maxlen = LOG_MAXLEN
@@ -203,12 +205,17 @@ class Scripts:
 
     async def plain(self, name: PlainScript, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a script that is not a room script (its keys in one slot all the same)."""
-        script = self._plain[name]
+        return await self.run(self._plain[name], keys_, args)
+
+    async def run(self, script: Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script`` (this module's or another store module's, such as the
+        documents' scripts) on this connection, in order with the room scripts; its
+        keys in one slot."""
         packed = pack_command(("EVALSHA", script.sha, len(keys_), *keys_, *args))
         return await self._run(script, packed, (), ())
 
     async def _run(
-        self, script: _Script, packed: bytes, before: Sequence[Sequence[Any]],
+        self, script: Script, packed: bytes, before: Sequence[Sequence[Any]],
         after: Sequence[Sequence[Any]],
     ) -> Any:
         for attempt in range(2):
