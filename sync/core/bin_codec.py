@@ -444,7 +444,7 @@ class Decoder:
     the version of the last frame that carried one (the register ``baseVersion``
     is checked against). A FULL_STATE or RESUMED resets all four."""
 
-    __slots__ = ("limit", "resets", "room", "table", "time_base", "version")
+    __slots__ = ("limit", "resets", "room", "saw_bytes", "table", "time_base", "version")
 
     def __init__(self, *, limit: int = DECODER_TABLE_MAX, resets: bool = True) -> None:
         self.limit = limit
@@ -454,16 +454,19 @@ class Decoder:
         self.time_base = 0
         self.room: str | None = None
         self.version = 0
+        #: the last frame held a bytes value (kind 7): the only non-JSON value it can hold
+        self.saw_bytes = False
 
     def decode(self, raw: bytes) -> dict[str, Any]:
         """The message of one frame; DecodeError if it is not valid bin1. A table
         block is applied before the rest is read, even if the rest is refused."""
+        self.saw_bytes = False
         try:
-            return self._decode(memoryview(raw))
+            return self._decode(bytes(raw))
         except (IndexError, UnicodeDecodeError, struct.error, RecursionError) as exc:
             raise DecodeError(f"truncated or malformed bin1 frame ({exc})") from exc
 
-    def _decode(self, data: memoryview) -> dict[str, Any]:
+    def _decode(self, data: bytes) -> dict[str, Any]:
         head, mask = data[0], data[1]
         code = head & HEAD_TYPE
         if head & 0x80 or code >= len(TYPES):
@@ -526,7 +529,7 @@ class Decoder:
             self.room = room if type(room) is str else None
         return message
 
-    def _read_table(self, data: memoryview, pos: int) -> int:
+    def _read_table(self, data: bytes, pos: int) -> int:
         runs, pos = _read_varint(data, pos)
         table = self.table
         for _ in range(runs):
@@ -551,8 +554,12 @@ class Decoder:
             raise DecodeError(f"name {index} was never announced")
         return name
 
-    def _value(self, data: memoryview, pos: int, depth: int) -> tuple[Any, int]:
-        h, pos = _read_varint(data, pos)
+    def _value(self, data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+        h = data[pos]
+        if h < 0x80:  # a one-byte head: most of them
+            pos += 1
+        else:
+            h, pos = _read_varint(data, pos)
         kind, x = h & 7, h >> 3
         if kind == T_INT:
             return (x >> 1 if not x & 1 else -((x + 1) >> 1)), pos
@@ -569,7 +576,11 @@ class Decoder:
                 return items, pos
             obj: dict[str, Any] = {}
             for _ in range(x):
-                k, pos = _read_varint(data, pos)
+                k = data[pos]
+                if k < 0x80:
+                    pos += 1
+                else:
+                    k, pos = _read_varint(data, pos)
                 if k == 0:
                     length, pos = _read_varint(data, pos)
                     end = pos + length
@@ -593,7 +604,10 @@ class Decoder:
             if end > len(data):
                 raise DecodeError("string runs past the frame's end")
             chunk = data[pos:end]
-            return (str(chunk, "utf-8", "surrogatepass") if kind == T_STR else bytes(chunk)), end
+            if kind == T_STR:
+                return str(chunk, "utf-8", "surrogatepass"), end
+            self.saw_bytes = True
+            return chunk, end
         if kind == T_REF:
             return self._name(x), pos
         # T_CONST
@@ -615,7 +629,7 @@ class Decoder:
         raise DecodeError(f"unknown constant {x}")
 
 
-def _read_varint(data: memoryview, pos: int) -> tuple[int, int]:
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     byte = data[pos]
     if byte < 0x80:
         return byte, pos + 1

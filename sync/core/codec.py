@@ -90,8 +90,9 @@ class _Bin1Inbound:
             data = self.decoder.decode(raw)
         except bin_codec.DecodeError as exc:
             raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid bin1: {exc}") from exc
-        # raw bytes are allowed where MessagePack carries them (§16), nowhere else
-        if not _json_like(data) and not _binary_fields_only(data):
+        # raw bytes are allowed where MessagePack carries them (§16), nowhere else; every
+        # other value a bin1 frame can hold is JSON's (string keys, finite floats)
+        if self.decoder.saw_bytes and not _binary_fields_only(data):
             raise ProtocolError(ErrorCode.BAD_JSON, "frame holds bytes outside a document field")
         return data
 

@@ -321,11 +321,18 @@ def test_bytes_outside_a_document_field_are_refused_by_the_server():
     from sync.core.errors import ErrorCode, ProtocolError
 
     doc = {"type": "DOC_UPDATE", "roomId": "r", "payload": {"docId": "n", "update": b"\x00"}}
-    assert BIN1.inbound().decode(bin_codec.encode(doc)) == doc
-    with pytest.raises(ProtocolError) as refused:
-        BIN1.inbound().decode(bin_codec.encode(
-            {"type": "STATE_UPDATE", "roomId": "r", "payload": {"x": b"\x00"}}))
-    assert refused.value.code is ErrorCode.BAD_JSON
+    inbound = BIN1.inbound()
+    assert inbound.decode(bin_codec.encode(doc)) == doc
+    plain = {"type": "STATE_UPDATE", "roomId": "r", "payload": {"x": 1, "s": "b"}}
+    assert inbound.decode(bin_codec.encode(plain)) == plain  # one frame's bytes, not the next's
+    for bad in ({"x": b"\x00"}, {"deep": [{"y": b"\x01"}]}):
+        with pytest.raises(ProtocolError) as refused:
+            inbound.decode(bin_codec.encode({"type": "STATE_UPDATE", "roomId": "r",
+                                             "payload": bad}))
+        assert refused.value.code is ErrorCode.BAD_JSON
+    with pytest.raises(ProtocolError):  # bytes in a document message, outside its fields
+        inbound.decode(bin_codec.encode(
+            {"type": "DOC_UPDATE", "roomId": "r", "payload": {"docId": b"n", "update": b""}}))
 
 
 def test_the_examples_of_docs_protocol_md():
