@@ -50,7 +50,7 @@ class Janitor:
                     await self.renew_leases()
                 if rounds % 4 == 0:
                     await self.reap_dead()
-                    self.unload_idle()
+                    await self.unload_idle()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -146,7 +146,7 @@ class Janitor:
             await redis.srem(keys.PROCS, proc)
             logger.warning("process %s is gone: %d players start their grace", proc, count)
 
-    def unload_idle(self) -> None:
+    async def unload_idle(self) -> None:
         store = self.store
         now = time.monotonic()
         busy = {room_id for room_id, _ in store.local}
@@ -157,3 +157,4 @@ class Janitor:
             ):
                 del store.rooms[room_id]
                 store.wake()
+                await store.room_code.release(room_id)  # its code goes on where it is loaded

@@ -224,7 +224,7 @@ class RoomCode:
             if live.room.room_type.has_code():
                 await self.claim(room_id)
         for room_id in [r for r in self.runners if r not in self.store.rooms]:
-            self.stop(room_id)
+            await self.release(room_id)
 
     async def claim(self, room_id: str) -> None:
         """Take or renew the room's runner lease; start or stop its runner here."""
@@ -262,17 +262,28 @@ class RoomCode:
             running[0].stop()
             running[1].fenced = True
 
+    async def release(self, room_id: str) -> None:
+        """Stop the room's runner here and hand its lease back (after its queued
+        writes), so a process that still has the room loaded takes over at its next
+        janitor round instead of when the lease runs out: a clean stop, or the room
+        unloaded here while members elsewhere still play."""
+        running = self.runners.pop(room_id, None)
+        if running is None:
+            return
+        runner, host = running
+        runner.stop()
+        if host.queue and host.drainer is not None:
+            await asyncio.wait([host.drainer], timeout=2)
+        host.fenced = True
+        await self.store.scripts.plain(
+            "fenced",
+            [keys.runner_key(room_id), keys.log_key(room_id), keys.code_key(room_id)],
+            [host.token, "r", "", LOG_MAXLEN])
+
     async def release_all(self) -> None:
         """A clean stop: hand the leases back so another process takes over at once."""
-        for room_id, (runner, host) in list(self.runners.items()):
-            runner.stop()
-            if host.queue and host.drainer is not None:
-                await asyncio.wait([host.drainer], timeout=2)
-            await self.store.scripts.plain(
-                "fenced",
-                [keys.runner_key(room_id), keys.log_key(room_id), keys.code_key(room_id)],
-                [host.token, "r", "", LOG_MAXLEN])
-        self.runners.clear()
+        for room_id in list(self.runners):
+            await self.release(room_id)
 
     def code_state(self, room_id: str) -> dict[str, Any] | None:
         running = self.runners.get(room_id)

@@ -3,14 +3,19 @@ processes, and a SIGKILLed runner's game goes on in the other process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
+import urllib.request
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from sync.store import redis_keys as keys
 from tests.api.livehttp import HttpClient, create_users
+from tests.redis.local_cluster import client
 from tests.wsclient import Conn
 
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio, pytest.mark.timeout(90)]
@@ -75,3 +80,50 @@ async def test_the_game_goes_on_when_its_runner_is_killed(
     await sender.send(message(room_id, "pass", {"to": target}))
     passed = await other.expect("EVENT", timeout=10, kind="potato.passed")
     assert passed["payload"]["data"]["to"] == target
+
+
+def runner_pid(redis_url: str, room_id: str) -> int | None:
+    """The pid of the process holding the room's runner lease ("host-pid-xx|n")."""
+    with client(redis_url) as redis_client:
+        token = redis_client.get(keys.runner_key(room_id))
+    return int(token.decode().split("|")[0].rsplit("-", 2)[1]) if token else None
+
+
+def rooms_loaded(server: Any) -> float:
+    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as answer:
+        for family in text_string_to_metric_families(answer.read().decode()):
+            if family.name == "kasagi_rooms":
+                return family.samples[0].value
+    raise AssertionError("kasagi_rooms is not in /metrics")
+
+
+async def test_a_process_that_unloads_the_room_hands_its_code_over_at_once(
+    cluster, redis_url, live_database_url, room_id,
+):
+    """The runner's process loses its last member and unloads the room: it hands the
+    lease back then, so the process whose members still play runs the code from its
+    next janitor round, not after the lease's 3 s have run out."""
+    first, second = cluster(2, REDIS_URL=redis_url, KASAGI_GRACE_PERIOD="30",
+                            KASAGI_ROOM_IDLE_UNLOAD="0.5")
+    owner = next(iter(create_users(live_database_url, [
+        {"username": f"unload-{os.getpid()}", "password": "runner-pw-1"}]).values()))
+    made = HttpClient(first.http_url, token=owner.token).post("/api/rooms/", json_body={
+        "roomId": room_id, "name": room_id, "roomType": "potato"})
+    assert made.status == 201, made.text
+    a = await Conn.open(first.ws_url)
+    await a.join(room_id, playerName="A")
+    b = await Conn.open(second.ws_url)
+    await b.join(room_id, playerName="B")
+    assert runner_pid(redis_url, room_id) == first.pid
+    await a.send({"type": "LEAVE_ROOM", "roomId": room_id})
+    await a.close()
+    deadline = time.monotonic() + 15
+    while await asyncio.to_thread(rooms_loaded, first) > 0:
+        assert time.monotonic() < deadline, "the first process never unloaded the room"
+        await asyncio.sleep(0.05)
+    unloaded = time.monotonic()
+    while runner_pid(redis_url, room_id) != second.pid:
+        # the lease's time-to-live is 3 s: a hand-over has to beat it by far
+        assert time.monotonic() - unloaded < 1.5, "the lease was not handed over"
+        await asyncio.sleep(0.05)
+    await b.close()
