@@ -88,10 +88,15 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the background writer and request threads share the file.
-    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-    )
+    # WAL lets the background writer and request threads share the file. IMMEDIATE:
+    # a transaction takes the write lock when it begins, so a writer that would
+    # collide waits (up to ``timeout`` seconds) instead of failing at once with
+    # "database is locked" when it upgrades from reading to writing (SQLite cannot
+    # wait then: another writer committed since its read).
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    options.setdefault("transaction_mode", "IMMEDIATE")
+    options.setdefault("timeout", 20)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 # No CHANNEL_LAYERS: Kasagi's fan-out, events included, rides its own room logs
