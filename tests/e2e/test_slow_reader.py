@@ -9,11 +9,11 @@ frame for it in memory and it would receive each one.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 import websockets
 
+from sync.core.merge_patch import apply_patch
 from tests.wsclient import Conn
 
 pytestmark = pytest.mark.asyncio
@@ -48,7 +48,7 @@ async def test_a_member_that_stops_reading_catches_up_gaplessly(start_server, ro
                 assert frame["baseVersion"] == version, (frame["baseVersion"], version)
                 version = frame["version"]
                 if frame["type"] == "DELTA_UPDATE":
-                    state = merge(state, frame["payload"])
+                    state = apply_patch(state, frame["payload"])
         assert version == last
         assert state["entities"]["board"]["n"] == UPDATES - 1
         assert state["entities"]["board"]["text"] == f"{UPDATES - 1:06d}" * (BLOB // 6)
@@ -63,15 +63,3 @@ async def drain(conn: Conn) -> None:
     while True:
         await conn.ws.recv()
 
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 merge patch."""
-    if type(patch) is not dict:
-        return patch
-    out = dict(target) if type(target) is dict else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
-    return out
