@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from sync import api
 from sync.core.errors import ErrorCode, ProtocolError
 from sync.directory import ANONYMOUS, Identity, RoomConfig
+from sync.hub import OutEvent
 from sync.runtime import Runtime
 from tests.api.engine import FakeMember
 
@@ -286,3 +287,21 @@ async def test_an_event_sits_between_the_changes_made_before_and_after_it(
         ("EVENT", "round.over"),
         ("DELTA_UPDATE", {"game": {"round": 2, "over": None}}),
     ]
+
+
+async def test_a_relayed_event_waits_for_the_tick_and_keeps_it_one_frame(
+    engine: Runtime,
+) -> None:
+    """A player's relayed event goes right after the tick's frames: chatting while
+    moving does not split a tick's changes into one frame per message (§11's
+    order: after the changes before it)."""
+    ann = await member_in(engine, "ev-relay", playerName="Ann")
+    await settle(engine)
+    del ann.frames[:]
+    await api.aupdate_entity("ev-relay", "board", {"a": 1})
+    engine.hub.publish_event("ev-relay", OutEvent("chat", {"t": "hi"}, "p-bob", exclude="p-bob"))
+    await api.aupdate_entity("ev-relay", "board", {"b": 2})
+    await settle(engine)
+    seen = [(f["type"], f["payload"].get("kind") or f["payload"].get("entities"))
+            for f in ann.frames]
+    assert seen == [("DELTA_UPDATE", {"board": {"a": 1, "b": 2}}), ("EVENT", "chat")]
