@@ -203,6 +203,8 @@ class RoomFanout:
         self.members: dict[int, Member] = {}
         self.items: list[Pending] = []
         self.events: list[OutEvent] = []
+        #: inside ``flush`` (a member's detach can make room code send an event then)
+        self.flushing = False
         #: connections joining (between JOIN_ROOM and their FULL_STATE): their events
         self.holding: dict[int, list[OutEvent]] = {}
         self.handle: asyncio.Handle | None = None
@@ -391,7 +393,7 @@ class RoomFanout:
             self._send_events([event])
             return
         self.events.append(event)
-        if event.sender is None:
+        if event.sender is None and not self.flushing:
             if self.handle is not None:
                 self.handle.cancel()
             self.flush()
@@ -440,6 +442,15 @@ class RoomFanout:
     # -- the tick --------------------------------------------------------
 
     def flush(self) -> None:
+        if self.flushing:
+            return  # re-entered (a detach during the flush): the scheduled flush runs later
+        self.flushing = True
+        try:
+            self._flush()
+        finally:
+            self.flushing = False
+
+    def _flush(self) -> None:
         self.handle = None
         started = time.perf_counter()
         items, self.items = self.items, []
