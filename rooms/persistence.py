@@ -543,12 +543,13 @@ class BackgroundWriter:
         return True
 
     def _write_each(self, batch: Batch) -> None:
-        singles = [Batch(sessions={k: v}) for k, v in batch.sessions.items()]
+        # the changes first: a rewind among them deletes the snapshots above its
+        # version, which must not take the new timeline's snapshot of this batch
+        singles = [Batch(changes=batch.changes)] if batch.changes else []
+        singles += [Batch(sessions={k: v}) for k, v in batch.sessions.items()]
         singles += [Batch(snapshots={k: v}) for k, v in batch.snapshots.items()]
         singles += [Batch(closed={k: v}) for k, v in batch.closed.items()]
         singles += [Batch(documents={k: v}) for k, v in batch.documents.items()]
-        if batch.changes:
-            singles.append(Batch(changes=batch.changes))
         for single in singles:
             try:
                 self._write_one(single)
