@@ -429,6 +429,10 @@ class DaphneFrameReader:
                 try:
                     message: str | bytes = payload.decode()
                 except UnicodeDecodeError:  # autobahn fails the connection (1007)
+                    if b0 & 0x40:  # inflated already: autobahn cannot read it again
+                        protocol._invalid_payload(
+                            "encountered invalid UTF-8 while processing text message")
+                        return
                     break
             else:
                 message = payload

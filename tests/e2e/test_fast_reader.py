@@ -296,6 +296,7 @@ async def test_compressed_frames_are_inflated_by_the_fast_reader(kasagi_server, 
 @pytest.mark.parametrize("payload, code", [
     pytest.param(zlib.compress(b"\x00" * (5 * 1024 * 1024))[2:-4], 1009, id="past-the-cap"),
     pytest.param(b"\xff\xfe\xfd\xfc not deflate", 1007, id="corrupt"),
+    pytest.param(zlib.compress(b'{"type": "PING", "x": "\xff"}')[2:-4], 1007, id="bad-utf8"),
 ])
 async def test_a_bad_compressed_frame_fails_the_connection_as_autobahn_does(
     kasagi_server, room_id, payload, code,
