@@ -71,7 +71,6 @@ logger = logging.getLogger(__name__)
 MAX_PENDING_SESSIONS = 50_000
 #: Pending history records kept while the database is away; past it the oldest go.
 MAX_PENDING_CHANGES = 200_000
-#: How long a clean stop waits for the last writes.
 #: history rows built or inserted between two pauses of the writer, and the pause:
 #: building and binding rows holds the GIL, and a thread that holds it for tens of
 #: milliseconds at a stretch makes the event loop wait on every socket write it
@@ -79,6 +78,7 @@ MAX_PENDING_CHANGES = 200_000
 #: loop's latency (see docs/performance.md, history)
 HISTORY_CHUNK_ROWS = 200
 HISTORY_PAUSE = 0.002
+#: How long a clean stop waits for the last writes.
 SHUTDOWN_TIMEOUT = 10.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
