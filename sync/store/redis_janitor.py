@@ -150,11 +150,15 @@ class Janitor:
         store = self.store
         now = time.monotonic()
         busy = {room_id for room_id, _ in store.local}
+        unloaded = []
         for room_id, live in list(store.rooms.items()):
             if (
                 room_id not in busy and store.hub.get(room_id) is None
                 and not live.waiters and now - live.last_used > store.room_idle_unload
             ):
                 del store.rooms[room_id]
+                unloaded.append(room_id)
                 store.wake()
-                await store.room_code.release(room_id)  # its code goes on where it is loaded
+        for room_id in unloaded:  # its code goes on where the room is still loaded
+            if room_id not in store.rooms:
+                await store.room_code.release(room_id)
