@@ -607,17 +607,14 @@ class Worker:
         # bin1 keeps names per socket: one decoder per connection
         decode = bin_codec.Decoder().decode if self.cfg.encoding == "bin1" else self.decode
         try:
-            while not c.observer and c.state is None:  # a passive client: until its join
+            while not c.observer:  # a passive client: it decodes only until its join
                 data = await recv(decode=False)
                 self.frames += 1
                 self.bytes_rx += len(data)
-                msg = decode(data)
-                if msg.get("type") in ("FULL_STATE", "ERROR"):
-                    handlers[msg["type"]](c, msg)
-            while not c.observer:
-                data = await recv(decode=False)
-                self.frames += 1
-                self.bytes_rx += len(data)
+                if c.state is None:
+                    msg = decode(data)
+                    if msg.get("type") in ("FULL_STATE", "ERROR"):
+                        handlers[msg["type"]](c, msg)
             while True:
                 data = await recv(decode=False)
                 self.frames += 1
