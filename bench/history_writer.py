@@ -11,7 +11,7 @@ A PostgreSQL database is created for the run and dropped after (it must not exis
 SQLite is a file in a temporary directory. Prints the writer thread's CPU ms per
 batch after the first ``--skip`` batches (by then every room is past
 ``--kept`` plus the margin, so each batch also prunes): the whole history write,
-the insert, and the floor moves (``advance_floor``); the last line is
+the check for repeats, and the floor moves (``advance_floor``); the last line is
 ``BENCH_HISTORY_WRITER {...}``. The server's own CPU under load is bench.compare's.
 """
 
@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from functools import wraps
+from inspect import signature
 from typing import Any
 
 import orjson
@@ -80,7 +81,7 @@ def measure(args: argparse.Namespace, url: str) -> int:
 
     from rooms import history
     from rooms import persistence as writer
-    from rooms.models import Room, RoomChange
+    from rooms.models import HistoryChunk, Room
     from sync.core.changes import Author, Change, ChangeKind
 
     call_command("migrate", verbosity=0)
@@ -89,11 +90,12 @@ def measure(args: argparse.Namespace, url: str) -> int:
     versions = dict.fromkeys(rooms, 0)
     players: dict[str, dict[str, Any]] = {room: {} for room in rooms}
     spent: dict[str, float] = {}
-    for module, name in ((writer, "_write_history"), (writer, "_insert_changes"),
+    for module, name in ((writer, "_write_history"), (writer, "_stored_versions"),
                          (history, "advance_floor")):
         setattr(module, name, timed(name, spent, getattr(module, name)))
 
     floors: dict[int, int] = {}
+    tops: dict[int, int] = {}  # the writer's caches, as BackgroundWriter keeps them
     # (a tree from before the checkpoints runs too, to compare: copy this file into it)
     held = ({"checkpoints": history.Checkpoints(kept=args.kept)}
             if hasattr(history, "Checkpoints") else {})
@@ -118,17 +120,21 @@ def measure(args: argparse.Namespace, url: str) -> int:
         if number == args.skip:
             spent.clear()
         with transaction.atomic():
-            writer.write_batch(batch, kept=10, history_kept=args.kept, floors=floors, **held)
+            writer.write_batch(batch, kept=10, history_kept=args.kept, floors=floors, **held,
+                               **({"tops": tops} if "tops" in signature(writer.write_batch)
+                                  .parameters else {}))
     measured = args.batches - args.skip
     per_batch = {name: round(seconds / measured * 1000, 1) for name, seconds in spent.items()}
-    rows = RoomChange.objects.count()
+    rows = sum(HistoryChunk.objects.values_list("count", flat=True))
+    chunks = HistoryChunk.objects.count()
     summary = {"database": connection.vendor, "kept": args.kept, "changes": args.changes,
                "rooms": args.rooms, "batches_measured": measured, "cpu_ms_per_batch": per_batch,
-               "rows_at_end": rows}
+               "records_at_end": rows, "chunks_at_end": chunks}
     print(f"{connection.vendor}: {args.changes} changes a batch, {args.rooms} rooms, kept "
           f"{args.kept}; writer CPU ms per batch over {measured}: history "
-          f"{per_batch.get('_write_history')}, insert {per_batch.get('_insert_changes')}, "
-          f"floor moves {per_batch.get('advance_floor')}; {rows} rows at the end")
+          f"{per_batch.get('_write_history')}, repeat check {per_batch.get('_stored_versions')}, "
+          f"floor moves {per_batch.get('advance_floor')}; {rows} records in {chunks} chunks "
+          "at the end")
     print("BENCH_HISTORY_WRITER " + orjson.dumps(summary).decode())
     return 0
 

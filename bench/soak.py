@@ -9,7 +9,7 @@ history table (not in CI).
 Starts Kasagi exactly as ``bench.compare`` does (throwaway SQLite or a fresh
 PostgreSQL database, daphne on a free loopback port), runs ``bench.load`` for
 ``--duration`` seconds and samples every ``--interval`` seconds the server's RSS
-and the history (§15): rows of ``RoomChange``, the most any room holds, and the
+and the history (§15): records in ``HistoryChunk``, the most any room holds, and the
 bytes of the table (SQLite: the database file and its WAL). Prints both series,
 the growth after warm-up (the first 20 % of the run), and the load tool's gaps,
 delivery ratio and convergence; the last line is ``BENCH_SOAK {...}``. The
@@ -43,20 +43,21 @@ from bench.compare import (
 )
 from bench.load import parse_result, proc_rss_bytes, raise_open_files_limit
 
-HISTORY_TABLE = "rooms_roomchange"
+HISTORY_TABLE = "rooms_historychunk"
 
 
 def history_sample(database_url: str) -> tuple[int, int, int] | None:
-    """(rows, most rows of one room, bytes) of the history table, read beside the
-    server (SQLite in WAL mode lets a reader in); None when it cannot be read yet."""
-    count = (f"SELECT count(*), coalesce(max(n), 0) FROM (SELECT count(*) AS n "
+    """(records, most records of one room, bytes) of the history table, read beside
+    the server (SQLite in WAL mode lets a reader in); None when it cannot be read yet."""
+    count = (f"SELECT count(*), coalesce(max(n), 0) FROM (SELECT sum(count) AS n "
              f"FROM {HISTORY_TABLE} GROUP BY room_id) AS per_room")
+    total = f"SELECT coalesce(sum(count), 0) FROM {HISTORY_TABLE}"
     try:
         if database_url.startswith("sqlite:///"):
             path = database_url.removeprefix("sqlite:///")
             with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
                 _, most = conn.execute(count).fetchone()
-                rows = conn.execute(f"SELECT count(*) FROM {HISTORY_TABLE}").fetchone()[0]
+                rows = conn.execute(total).fetchone()[0]
             size = sum(os.path.getsize(path + tail) for tail in ("", "-wal")
                        if os.path.exists(path + tail))
             return rows, most, size
@@ -64,7 +65,7 @@ def history_sample(database_url: str) -> tuple[int, int, int] | None:
 
         with psycopg.connect(database_url) as conn:
             _, most = conn.execute(count).fetchone()
-            rows = conn.execute(f"SELECT count(*) FROM {HISTORY_TABLE}").fetchone()[0]
+            rows = conn.execute(total).fetchone()[0]
             size = conn.execute(f"SELECT pg_total_relation_size('{HISTORY_TABLE}')").fetchone()[0]
             return rows, most, size
     except Exception:  # the table is not there yet, or locked for a moment: skip a sample

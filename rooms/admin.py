@@ -39,7 +39,7 @@ from sync.core.envelope import ID_PATTERN
 from sync.core.errors import ErrorCode, ProtocolError
 
 from . import documents, history, selectors, services
-from .models import PlayerSession, Room, RoomChange, RoomSnapshot
+from .models import ChangeKind, ChangeSource, PlayerSession, Room, RoomChange, RoomSnapshot
 
 #: Snapshots shown on a room's page.
 RECENT_SNAPSHOTS = 10
@@ -369,10 +369,7 @@ class RoomAdmin(admin.ModelAdmin):
 
     @admin.display(description=f"latest changes (up to {RECENT_CHANGES})")
     def history_table(self, room: Room) -> str:
-        records = list(
-            RoomChange.objects.filter(room=room).select_related("user")
-            .order_by("-version")[:RECENT_CHANGES]
-        )
+        records = history.recent_records(room.pk, RECENT_CHANGES)
         if not records:
             return "No recorded change (KASAGI_HISTORY off, or none yet)."
         state_url, restore_url = self._url(room, "state_at"), self._url(room, "restore")
@@ -385,7 +382,7 @@ class RoomAdmin(admin.ModelAdmin):
                     record.version,
                     _time_label(record.timestamp),
                     _author_label(record),
-                    record.get_kind_display(),
+                    ChangeKind(record.kind).label,
                     "\n".join(readable_diff(record.patch)),
                     format_html(
                         '<a href="{}?version={}">state</a> · '
@@ -689,7 +686,9 @@ class ChangesByUserFilter(admin.RelatedOnlyFieldListFilter):
 
 @admin.register(RoomChange)
 class RoomChangeAdmin(admin.ModelAdmin):
-    """Read-only: the history is written by the engine's background writer (§15)."""
+    """The changes made by logged-in users, across rooms (the per-user index of §15's
+    history; a room's whole history is on its page). Read-only: the engine's
+    background writer writes it."""
 
     list_display = ("room", "version", "time", "who", "kind", "source", "change")
     list_filter = (("user", ChangesByUserFilter), "kind", "source")
@@ -758,7 +757,7 @@ def _time_label(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _author_label(record: RoomChange) -> str:
+def _author_label(record: RoomChange | history.Record) -> str:
     """Who made a change: its user (linked to all their changes), else its source."""
     if record.user_id is not None:
         url = reverse("admin:rooms_roomchange_changelist") + f"?{USER_FILTER}={record.user_id}"
@@ -768,7 +767,7 @@ def _author_label(record: RoomChange) -> str:
         return f"{record.username} ({record.source})"
     if record.player_id and record.source == "player":
         return f"player {record.player_id}"
-    return record.get_source_display()
+    return str(ChangeSource(record.source).label)
 
 
 

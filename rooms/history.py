@@ -1,32 +1,104 @@
 """A room's change history (PROTOCOL.md §15) as the database holds it: the state at a
 version, and the retention that keeps that answerable.
 
-Records (``RoomChange``) hold the merge patch each change made. The state right
-after version N is the nearest snapshot at or below N plus the patches of the
-records after it, in order, with no gap. For every kept version to be
-answerable, the room keeps a snapshot at its *floor*: the ``base_version`` of
-its oldest record (none is needed at 0, the empty room). When retention drops
-the oldest records, the writer first writes the state at the new floor
-(``advance_floor``), so the range stays answerable. Replaying the records up to
-the new floor cost as much CPU as inserting them, so the writer keeps a few of
-the snapshot states it wrote (:class:`Checkpoints`) and moves the floor to one
-of those instead when it can. Both the background writer (``rooms.persistence``,
-its thread) and the request side (``rooms.selectors``) read through here;
-nothing here runs on the event loop.
+Records hold the merge patch each change made; they are stored in runs, one
+``HistoryChunk`` row per room per writer batch (see its docstring for why), and
+read back here as :class:`Record`. The state right after version N is the
+nearest snapshot at or below N plus the patches of the records after it, in
+order, with no gap. For every kept version to be answerable, the room keeps a
+snapshot at its *floor*: the ``base_version`` of its oldest record (none is
+needed at 0, the empty room). When retention drops the oldest records, the
+writer first writes the state at the new floor (``advance_floor``), so the
+range stays answerable. Replaying the records up to the new floor cost as much
+CPU as inserting them, so the writer keeps a few of the snapshot states it
+wrote (:class:`Checkpoints`) and moves the floor to one of those instead when it
+can. Both the background writer (``rooms.persistence``, its thread) and the
+request side (``rooms.selectors``) read through here; nothing here runs on the
+event loop.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from sync.core.merge_patch import apply_patch
 from sync.core.views import public_state_of, without_private
 
-from .models import Room, RoomChange, RoomSnapshot
+from .models import ChangeKind, ChangeSource, HistoryChunk, Room, RoomChange, RoomSnapshot
+
+
+class Record(NamedTuple):
+    """One change of the history, in the order a chunk's JSON array holds its fields."""
+
+    version: int
+    base_version: int
+    kind: str
+    player_id: str | None
+    user_id: Any
+    username: str | None
+    source: str
+    patch: dict[str, Any]
+    timestamp: int
+
+    def kind_label(self) -> str:
+        return str(ChangeKind(self.kind).label)
+
+    def source_label(self) -> str:
+        return str(ChangeSource(self.source).label)
+
+
+def encode_records(records: Iterable[Iterable[Any]]) -> str:
+    """A chunk's ``records`` column (each record a JSON array in :class:`Record` order)."""
+    return orjson.dumps([list(record) for record in records]).decode()
+
+
+def decode_records(text: str) -> list[Record]:
+    return [Record(*fields) for fields in orjson.loads(text)]
+
+
+def chunks_of(room_pk: int, *, after: int = 0, upto: int | None = None) -> QuerySet[HistoryChunk]:
+    """The chunks that may hold records in (``after``, ``upto``], by their first version."""
+    chunks = HistoryChunk.objects.filter(room_id=room_pk, version__gt=after)
+    if upto is not None:
+        chunks = chunks.filter(base_version__lt=upto)
+    return chunks.order_by("base_version", "version")
+
+
+def records(room_pk: int, *, after: int = 0, upto: int | None = None) -> Iterator[Record]:
+    """The room's records with ``after`` < version <= ``upto``, ascending, each version once.
+
+    Chunks normally hold disjoint runs; two writers (a Redis lease that moved) may
+    have stored overlapping ones. A record in a chunk is above the chunk's base, so
+    once a chunk with base B is read, every record at or below B is final.
+    """
+    pending: list[tuple[int, Record]] = []
+    seen: set[int] = set()
+    rows = chunks_of(room_pk, after=after, upto=upto).values_list("base_version", "records")
+    for base, text in rows.iterator(chunk_size=20):
+        while pending and pending[0][0] <= base:
+            yield heapq.heappop(pending)[1]
+        for record in decode_records(text):
+            version = record.version
+            if version <= after or (upto is not None and version > upto) or version in seen:
+                continue
+            seen.add(version)
+            heapq.heappush(pending, (version, record))
+    while pending:
+        yield heapq.heappop(pending)[1]
+
+
+def record_count(room_pk: int) -> int:
+    """How many records the room keeps (chunks may overlap after a lease moved: an
+    upper bound then)."""
+    return sum(HistoryChunk.objects.filter(room_id=room_pk).values_list("count", flat=True))
 
 
 def prune_margin(kept: int) -> int:
@@ -50,10 +122,8 @@ def state_of_snapshot(state: dict[str, Any] | None) -> dict[str, Any]:
 def floor_of(room_pk: int) -> int | None:
     """The version the room's history starts from (its oldest record's base), or None
     when it has no record."""
-    return (
-        RoomChange.objects.filter(room_id=room_pk).order_by("version")
-        .values_list("base_version", flat=True).first()
-    )
+    return (HistoryChunk.objects.filter(room_id=room_pk).order_by("base_version")
+            .values_list("base_version", flat=True).first())
 
 
 def state_at(room_pk: int, version: int, *, floor: int | None = None) -> dict[str, Any] | None:
@@ -73,15 +143,11 @@ def state_at(room_pk: int, version: int, *, floor: int | None = None) -> dict[st
         at, state = 0, empty_state()
     else:
         return None
-    records = (
-        RoomChange.objects.filter(room_id=room_pk, version__gt=at, version__lte=version)
-        .order_by("version").values_list("base_version", "version", "patch")
-    )
-    for base, record_version, patch in records.iterator(chunk_size=1000):
-        if base != at:
+    for record in records(room_pk, after=at, upto=version):
+        if record.base_version != at:
             return None  # a gap: a change the history does not hold
-        state = apply_patch(state, patch)
-        at = record_version
+        state = apply_patch(state, record.patch)
+        at = record.version
     return state if at == version else None
 
 
@@ -143,7 +209,7 @@ def advance_floor(
         RoomSnapshot.objects.bulk_create(
             [RoomSnapshot(room_id=room_pk, version=target, state=state_of_snapshot(whole))],
             ignore_conflicts=True)  # one the room still keeps is the same state
-        RoomChange.objects.filter(room_id=room_pk, version__lte=target).delete()
+        drop_through(room_pk, target)
         return target
     state = state_at(room_pk, target)
     if state is None:
@@ -156,8 +222,40 @@ def advance_floor(
         target = later
     elif not RoomSnapshot.objects.filter(room_id=room_pk, version=target).exists():
         RoomSnapshot.objects.create(room_id=room_pk, version=target, state=state)
-    RoomChange.objects.filter(room_id=room_pk, version__lte=target).delete()
+    drop_through(room_pk, target)
     return target
+
+
+def drop_through(room_pk: int, version: int) -> None:
+    """Delete the room's records up to ``version``: whole chunks below it, the records
+    of the chunk across it (which then starts at ``version``), and their user rows."""
+    HistoryChunk.objects.filter(room_id=room_pk, version__lte=version).delete()
+    for chunk in HistoryChunk.objects.filter(
+        room_id=room_pk, base_version__lt=version, version__gt=version,
+    ):
+        _keep(chunk, [r for r in decode_records(chunk.records) if r.version > version])
+    RoomChange.objects.filter(room_id=room_pk, version__lte=version).delete()
+
+
+def drop_above(room_pk: int, version: int) -> None:
+    """Delete the room's records above ``version`` (a new timeline starts there, §14):
+    whole chunks above it, the records past it of the chunk across it, their user rows."""
+    HistoryChunk.objects.filter(room_id=room_pk, base_version__gte=version).delete()
+    for chunk in HistoryChunk.objects.filter(
+        room_id=room_pk, base_version__lt=version, version__gt=version,
+    ):
+        _keep(chunk, [r for r in decode_records(chunk.records) if r.version <= version])
+    RoomChange.objects.filter(room_id=room_pk, version__gt=version).delete()
+
+
+def _keep(chunk: HistoryChunk, kept: list[Record]) -> None:
+    """Rewrite ``chunk`` with only ``kept`` of its records (deleted when none are left)."""
+    if not kept:
+        chunk.delete()
+        return
+    HistoryChunk.objects.filter(pk=chunk.pk).update(
+        base_version=kept[0].base_version, version=kept[-1].version, count=len(kept),
+        records=encode_records(kept))
 
 
 # -- reads for the REST API and the admin -------------------------------------------
@@ -170,32 +268,58 @@ class HistoryPage:
     next_after: int | None
 
 
-def record_of(change: RoomChange, *, private: bool) -> dict[str, Any]:
+def record_of(record: Record, *, private: bool) -> dict[str, Any]:
     """A record as the REST API shows it (§15); private fields only when ``private``."""
     return {
-        "version": change.version,
-        "baseVersion": change.base_version,
-        "kind": change.kind,
-        "playerId": change.player_id,
-        "userId": change.user_id,
-        "username": change.username,
-        "source": change.source,
-        "patch": change.patch if private else without_private(change.patch, None),
-        "timestamp": change.timestamp,
+        "version": record.version,
+        "baseVersion": record.base_version,
+        "kind": record.kind,
+        "playerId": record.player_id,
+        "userId": record.user_id,
+        "username": record.username,
+        "source": record.source,
+        "patch": record.patch if private else without_private(record.patch, None),
+        "timestamp": record.timestamp,
     }
+
+
+def with_known_users(found: list[Record]) -> list[Record]:
+    """``found`` with the ``userId`` of a user deleted since set to null (as the user
+    rows' SET_NULL does); the username stays, the record still says who it was."""
+    ids = {r.user_id for r in found if r.user_id is not None}
+    if not ids:
+        return found
+    known = set(get_user_model().objects.filter(pk__in=ids).values_list("pk", flat=True))
+    return [r if r.user_id is None or r.user_id in known else r._replace(user_id=None)
+            for r in found]
 
 
 def history_page(*, room: Room, after: int, limit: int, private: bool) -> HistoryPage:
     """The room's records after version ``after``, oldest first, at most ``limit``."""
-    rows = list(
-        RoomChange.objects.filter(room=room, version__gt=after).order_by("version")[:limit + 1]
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    found: list[Record] = []
+    for record in records(room.pk, after=after):
+        found.append(record)
+        if len(found) > limit:
+            break
+    more = len(found) > limit
+    found = with_known_users(found[:limit])
     return HistoryPage(
-        [record_of(row, private=private) for row in rows],
-        rows[-1].version if more and rows else None,
+        [record_of(record, private=private) for record in found],
+        found[-1].version if more and found else None,
     )
+
+
+def recent_records(room_pk: int, limit: int) -> list[Record]:
+    """The room's newest ``limit`` records, newest first (the admin's room page)."""
+    found: dict[int, Record] = {}
+    for text in (HistoryChunk.objects.filter(room_id=room_pk).order_by("-version")
+                 .values_list("records", flat=True).iterator(chunk_size=4)):
+        for record in decode_records(text):
+            found.setdefault(record.version, record)
+        if len(found) >= limit:
+            break
+    newest = sorted(found.values(), key=lambda r: r.version, reverse=True)[:limit]
+    return with_known_users(newest)
 
 
 def room_state_at(*, room: Room, version: int) -> dict[str, Any] | None:

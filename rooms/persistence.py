@@ -57,13 +57,13 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from sync.conf import KasagiSettings
-from sync.core.changes import Author, Change, history_kind
+from sync.core.changes import Author, Change, ChangeKind, HistoryKind, Source, history_kind
 from sync.metrics import METRICS
 
 from . import history
 from .documents import DocKey, DocumentReader, DocumentWrite, no_document, take_documents
 from .documents import write_documents as _write_documents
-from .models import EndReason, PlayerSession, Room, RoomChange, RoomSnapshot
+from .models import EndReason, HistoryChunk, PlayerSession, Room, RoomChange, RoomSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -171,13 +171,14 @@ class Batch:
 def write_batch(
     batch: Batch, *, kept: int, players_written: dict[str, frozenset[str]] | None = None,
     history_kept: int = 10_000, floors: dict[int, int] | None = None,
-    checkpoints: history.Checkpoints | None = None,
+    checkpoints: history.Checkpoints | None = None, tops: dict[int, int] | None = None,
 ) -> None:
     """Write one batch in the calling thread and transaction. Idempotent: safe to retry.
 
     ``players_written`` (room → player ids of the last snapshot written) limits
     the search for sessions to end to the players that vanished since; ``floors``
-    (room pk → first kept history version, the writer's cache) saves a query a room;
+    (room pk → first kept history version, the writer's cache) saves a query a room,
+    and ``tops`` (room pk → the newest version it stored) the check for repeats;
     ``checkpoints`` (the writer's) lets retention move a floor without a replay.
     """
     now = timezone.now()
@@ -211,7 +212,9 @@ def write_batch(
         checkpoints = history.Checkpoints(kept=history_kept)
     if floors is None:
         floors = {}
-    _rewind(batch.changes, pks, floors=floors, checkpoints=checkpoints)
+    if tops is None:
+        tops = {}
+    _rewind(batch.changes, pks, floors=floors, checkpoints=checkpoints, tops=tops)
     snapshots = [s for s in batch.snapshots.values() if s.room_id in pks]
     if snapshots:
         RoomSnapshot.objects.bulk_create(
@@ -225,7 +228,7 @@ def write_batch(
         for snapshot in snapshots:
             checkpoints.add(pks[snapshot.room_id], snapshot.version, snapshot.state)
         _write_history(batch.changes, pks, kept=history_kept, floors=floors,
-                       checkpoints=checkpoints)
+                       checkpoints=checkpoints, tops=tops)
     for room_id in batch.closed:
         if room_id in pks:
             checkpoints.forget(pks[room_id])
@@ -265,20 +268,21 @@ def _prune(room_pks: list[int], *, kept: int) -> None:
         RoomSnapshot.objects.filter(pk__in=doomed).delete()
 
 
-#: RoomChange's columns, in the order ``_write_history`` builds its rows
+#: RoomChange's columns (the per-user index), in the order ``_write_history`` builds rows
 CHANGE_COLUMNS = ("room_id", "version", "base_version", "kind", "player_id", "user_id",
                   "username", "source", "patch", "timestamp")
 
 
 def _insert_changes(rows: list[tuple[Any, ...]]) -> None:
-    """Insert history rows, skipping any (room, version) already stored.
+    """Insert user-index rows, skipping any (room, version) already stored.
 
     On PostgreSQL and SQLite this is what ``bulk_create(ignore_conflicts=True)``
     sends, as one ``executemany`` of ``INSERT … ON CONFLICT DO NOTHING`` with the
     patches serialized by orjson: the ORM's per-field preparation cost ~37 µs a
-    row (0.3 s of CPU, with the GIL, for the 8,000 changes a second of workload
-    C); this costs a tenth of that. Other databases get ``bulk_create``.
+    row, this a tenth of that. Other databases get ``bulk_create``.
     """
+    if not rows:
+        return
     connection = connections[router.db_for_write(RoomChange)]
     vendor = connection.vendor
     if vendor not in ("postgresql", "sqlite"):
@@ -302,9 +306,30 @@ def _insert_changes(rows: list[tuple[Any, ...]]) -> None:
                                      for row in rows[start:start + HISTORY_CHUNK_ROWS]])
 
 
+def _insert_chunks(chunks: list[HistoryChunk]) -> None:
+    """``bulk_create(ignore_conflicts=True)`` as one plain ``executemany``: on PostgreSQL
+    Django 5.2 sends a bulk insert as ``UNNEST`` of arrays, and psycopg builds a text
+    array literal by escaping every quote of every record in Python (regex), which
+    cost more than all the rows the chunks replaced."""
+    connection = connections[router.db_for_write(HistoryChunk)]
+    if connection.vendor not in ("postgresql", "sqlite"):
+        HistoryChunk.objects.bulk_create(chunks, ignore_conflicts=True)
+        return
+    quote = connection.ops.quote_name
+    columns = ("room_id", "base_version", "version", "count", "records")
+    sql = (
+        f"INSERT INTO {quote(HistoryChunk._meta.db_table)} "
+        f"({', '.join(quote(column) for column in columns)}) VALUES (%s, %s, %s, %s, %s) "
+        f"ON CONFLICT ({quote('room_id')}, {quote('version')}) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(c.room_id, c.base_version, c.version, c.count, c.records)
+                                 for c in chunks])
+
+
 def _rewind(
     changes: list[ChangeWrite | Rewind], pks: dict[str, int], *, floors: dict[int, int],
-    checkpoints: history.Checkpoints,
+    checkpoints: history.Checkpoints, tops: dict[int, int],
 ) -> None:
     """Delete what each rewound room stored above the version its timeline starts
     again at (the lowest, when a batch holds several): records, snapshots, and the
@@ -315,26 +340,44 @@ def _rewind(
             room_pk = pks[write.room_id]
             lowest[room_pk] = min(lowest.get(room_pk, write.version), write.version)
     for room_pk, version in lowest.items():
-        RoomChange.objects.filter(room_id=room_pk, version__gt=version).delete()
+        history.drop_above(room_pk, version)
         RoomSnapshot.objects.filter(room_id=room_pk, version__gt=version).delete()
         floors.pop(room_pk, None)
+        tops.pop(room_pk, None)
         checkpoints.forget(room_pk)
+
+
+def _stored_versions(room_pk: int, low: int, high: int) -> set[int]:
+    """The versions in [``low``, ``high``] the room's history already holds (a batch
+    handed over again: a retry after a commit that did report, a Redis lease that
+    moved). One indexed query that finds nothing, normally."""
+    stored: set[int] = set()
+    for text in history.chunks_of(room_pk, after=low - 1, upto=high).values_list(
+        "records", flat=True,
+    ):
+        stored.update(r.version for r in history.decode_records(text) if low <= r.version)
+    return stored
 
 
 def _write_history(
     changes: list[ChangeWrite | Rewind], pks: dict[str, int], *, kept: int, floors: dict[int, int],
-    checkpoints: history.Checkpoints,
+    checkpoints: history.Checkpoints, tops: dict[int, int] | None = None,
 ) -> None:
-    """Insert the records (a repeat of a stored one is skipped), then keep each room's
-    history answerable and bounded: its floor has a known state, and at most ``kept``
-    plus a margin records stay (``rooms.history``), the floor moving to a checkpoint
-    when one fits. ``floors`` is updated."""
+    """Insert the records, one chunk per room (a repeat of a stored one is skipped),
+    and the rows of the changes made by logged-in users; then keep each room's
+    history answerable and bounded: its floor has a known state, and at most
+    ``kept`` plus a margin records stay (``rooms.history``), the floor moving to a
+    checkpoint when one fits. ``floors`` and ``tops`` are updated."""
+    if tops is None:
+        tops = {}
     users = {w.author.user_id for w in changes
-             if isinstance(w, ChangeWrite) and w.author.user_id is not None}
+             if type(w) is ChangeWrite and w.author.user_id is not None}
     known = set(
         get_user_model().objects.filter(pk__in=users).values_list("pk", flat=True)
     ) if users else set()
-    rows: dict[tuple[int, int], tuple[Any, ...]] = {}
+    runs: dict[int, dict[int, tuple[Any, ...]]] = {}
+    player, delta = Source.PLAYER, ChangeKind.DELTA
+    update, entity = HistoryKind.UPDATE, HistoryKind.ENTITY
     for i, write in enumerate(changes):
         if i % HISTORY_CHUNK_ROWS == HISTORY_CHUNK_ROWS - 1:
             time.sleep(HISTORY_PAUSE)
@@ -342,25 +385,60 @@ def _write_history(
         if room_pk is None:
             continue
         if isinstance(write, Rewind):  # the records read before it above its version are lost
-            for key in [key for key in rows if key[0] == room_pk and key[1] > write.version]:
-                del rows[key]
+            run = runs.get(room_pk)
+            if run:
+                for version in [v for v in run if v > write.version]:
+                    del run[version]
             continue
-        change, author = write.change, write.author
-        key = (room_pk, change.version)
-        if key in rows or change.version < floors.get(room_pk, 0):
-            continue  # a repeat, or older than the kept history (a lease holder's backfill)
-        rows[key] = (
-            room_pk, change.version, change.base_version, history_kind(change, author).value,
-            change.player_id or author.player_id,
-            author.user_id if author.user_id in known else None, author.username,
-            author.source.value, change.patch, write.at_ms,
+        _, change, author, at_ms = write
+        version = change.version
+        if version < floors.get(room_pk, 0):
+            continue  # older than the kept history (a lease holder's backfill)
+        run = runs.get(room_pk)
+        if run is None:
+            run = runs[room_pk] = {}
+        elif version in run:
+            continue  # a repeat
+        source, user_id, patch = author.source, author.user_id, change.patch
+        if author.action is None and change.kind is delta and source is player:
+            kind = entity if "entities" in patch else update  # history_kind's common case
+        else:
+            kind = history_kind(change, author)
+        # StrEnum members are str: orjson writes their values
+        run[version] = (
+            version, change.base_version, kind, change.player_id or author.player_id,
+            user_id if user_id is not None and user_id in known else None,
+            author.username, source, patch, at_ms,
         )
-    if not rows:
-        return
     newest: dict[int, int] = {}
-    for room_pk, version in rows:
-        newest[room_pk] = max(newest.get(room_pk, 0), version)
-    _insert_changes(list(rows.values()))
+    chunks: list[HistoryChunk] = []
+    by_user: list[tuple[Any, ...]] = []
+    size = HistoryChunk.CHUNK_RECORDS
+    for room_pk, run in runs.items():
+        versions = sorted(run)
+        if not versions:
+            continue
+        top = tops.get(room_pk)
+        if top is None or versions[0] <= top:  # a batch handed over again, or unknown
+            stored = _stored_versions(room_pk, versions[0], versions[-1])
+            ordered = [run[v] for v in versions if v not in stored]
+        else:
+            ordered = [run[v] for v in versions]
+        if not ordered:
+            continue
+        newest[room_pk] = ordered[-1][0]
+        tops[room_pk] = max(top or 0, ordered[-1][0])
+        for start in range(0, len(ordered), size):
+            part = ordered[start:start + size]
+            chunks.append(HistoryChunk(
+                room_id=room_pk, base_version=part[0][1], version=part[-1][0],
+                count=len(part), records=history.encode_records(part)))
+        by_user.extend((room_pk, r[0], r[1], str(r[2]), r[3], r[4], r[5], str(r[6]), r[7], r[8])
+                       for r in ordered if r[4] is not None)
+    if not chunks:
+        return
+    _insert_chunks(chunks)
+    _insert_changes(by_user)
     margin = history.prune_margin(kept)
     for room_pk, last in newest.items():
         first = floors.get(room_pk)
@@ -423,6 +501,8 @@ class BackgroundWriter:
         self.history_kept = history_kept
         #: room pk → its first kept history version (the writer's own cache)
         self._floors: dict[int, int] = {}
+        #: room pk → the newest history version this writer stored (``write_batch``)
+        self._tops: dict[int, int] = {}
         self._checkpoints = history.Checkpoints(kept=history_kept)
         self._cond = threading.Condition()
         self._pending = Batch()
@@ -558,11 +638,13 @@ class BackgroundWriter:
 
     def _write_one(self, batch: Batch) -> None:
         floors = dict(self._floors)  # kept only if the transaction commits
+        tops = dict(self._tops)
         with transaction.atomic():
             write_batch(batch, kept=self.kept, players_written=self._players_written,
-                        history_kept=self.history_kept, floors=floors,
+                        history_kept=self.history_kept, floors=floors, tops=tops,
                         checkpoints=self._checkpoints)
         self._floors = floors
+        self._tops = tops
         for room_id, snapshot in batch.snapshots.items():
             self._players_written[room_id] = players_of(snapshot)
         for room_id in batch.closed:

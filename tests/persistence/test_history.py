@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from rooms import history
-from rooms.models import Room, RoomChange, RoomSnapshot
+from rooms.models import HistoryChunk, Room, RoomChange, RoomSnapshot
 from rooms.persistence import Batch, ChangeWrite, Rewind, SnapshotWrite, write_batch
 from sync.core.changes import SERVER, Author, Change, HistoryKind, LeaveReason, Source
 from sync.core.limits import Limits
@@ -77,7 +77,8 @@ def test_records_carry_kind_author_and_patch_and_repeats_are_written_once() -> N
     write(played, played.writes)
     write(played, played.writes + played.writes)  # a retry, a lease that moved: no repeat
 
-    rows = list(RoomChange.objects.filter(room__room_id="h-1").order_by("version"))
+    room = Room.objects.get(room_id="h-1")
+    rows = list(history.records(room.pk))
     assert [(r.version, r.base_version, r.kind, r.source) for r in rows] == [
         (1, 0, "join", "player"), (2, 1, "update", "player"), (3, 2, "entity", "player"),
         (4, 3, "reset", "server"), (5, 4, "leave", "server"),
@@ -87,7 +88,11 @@ def test_records_carry_kind_author_and_patch_and_repeats_are_written_once() -> N
     assert rows[1].patch == {"players": {"p-1": {"x": 1}}}
     assert rows[4].user_id is None and rows[0].timestamp == 1_700_000_000_001
     for version, state in played.states.items():
-        assert history.state_at(rows[0].room_id, version) == state
+        assert history.state_at(room.pk, version) == state
+    # the per-user index holds the logged-in user's changes, once each
+    assert list(RoomChange.objects.filter(room=room).values_list("version", "user_id")) == [
+        (1, user.pk), (2, user.pk), (3, user.pk)]
+    assert history.record_count(room.pk) == 5
 
 
 def test_a_deleted_user_leaves_the_record_with_its_name() -> None:
@@ -95,8 +100,11 @@ def test_a_deleted_user_leaves_the_record_with_its_name() -> None:
     played = Played("h-2", Author(Source.ADMIN, 987_654, "gone"))  # no such user row
     played.play(2)
     write(played, played.writes)
-    record = RoomChange.objects.get(room__room_id="h-2", version=1)
-    assert (record.user_id, record.username, record.source) == (None, "gone", "admin")
+    room = Room.objects.get(room_id="h-2")
+    record = next(history.records(room.pk))
+    assert (record.version, record.user_id, record.username, record.source) == (
+        1, None, "gone", "admin")
+    assert not RoomChange.objects.filter(room=room).exists()
 
 
 def test_retention_keeps_the_table_bounded_and_every_kept_version_answerable() -> None:
@@ -107,9 +115,9 @@ def test_retention_keeps_the_table_bounded_and_every_kept_version_answerable() -
         start = len(played.writes)
         played.play(20)
         write(played, played.writes[start:], kept=kept, floors=floors)
-        count = RoomChange.objects.filter(room=room).count()
+        count = history.record_count(room.pk)
         assert count <= kept + history.prune_margin(kept) + 20
-    count = RoomChange.objects.filter(room=room).count()
+    count = history.record_count(room.pk)
     assert kept <= count <= kept + history.prune_margin(kept)
     floor = history.floor_of(room.pk)
     assert floor is not None and floor > 0  # older records were pruned
@@ -162,8 +170,7 @@ def test_a_new_timeline_replaces_the_records_and_snapshots_of_the_lost_one() -> 
     new.record(new.room.update_entity("other", {"z": 2}, player_id="q"))
     # One batch: the old timeline's record 11, read before the rewind, then the new.
     write(new, [old.writes[10], Rewind("h-rewind", 6), *new.writes], floors=floors)
-    versions = list(RoomChange.objects.filter(room=room).order_by("version")
-                    .values_list("version", "patch"))
+    versions = [(r.version, r.patch) for r in history.records(room.pk)]
     assert [v for v, _ in versions] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert versions[6][1] == {"entities": {"other": {"z": 1}}}
     assert not RoomSnapshot.objects.filter(room=room, version__gt=8).exists()
@@ -216,11 +223,11 @@ def test_retention_moves_the_floor_to_a_snapshot_it_wrote_without_a_replay(
         start = len(played.writes)
         played.play(20)
         write(played, played.writes[start:], kept=kept, floors=floors, checkpoints=checkpoints)
-        count = RoomChange.objects.filter(room=room).count()
+        count = history.record_count(room.pk)
         assert count <= kept + history.prune_margin(kept) + 20
     monkeypatch.undo()
     assert replayed == []  # every move of the floor went to a checkpoint
-    count = RoomChange.objects.filter(room=room).count()
+    count = history.record_count(room.pk)
     assert kept <= count <= kept + history.prune_margin(kept)
     floor = history.floor_of(room.pk)
     assert floor is not None and floor > 0 and floor % 20 == 0
@@ -246,3 +253,41 @@ def test_checkpoints_are_spaced_bounded_and_found_below_a_target() -> None:
     checkpoints.add(3, 5, {})  # a third room: the one changed least recently goes
     assert checkpoints.best(1, above=0, at_most=400) is None
     assert checkpoints.best(3, above=0, at_most=400) == (5, {})
+
+
+def test_overlapping_chunks_read_as_one_run_each_version_once() -> None:
+    """Two writers (a Redis lease that moved) may store overlapping runs of one room:
+    reads merge them in version order, each version once."""
+    room = Room.objects.create(room_id="h-overlap")
+    played = Played("h-overlap", Author.player())
+    played.play(12)
+    rows = [(w.change.version, w.change.base_version, "entity", "p", None, None, "player",
+             w.change.patch, w.at_ms) for w in played.writes if isinstance(w, ChangeWrite)]
+    for first, last in ((0, 8), (4, 12), (2, 6)):  # runs 1–8, 5–12, 3–6
+        part = rows[first:last]
+        HistoryChunk.objects.create(room=room, base_version=part[0][1], version=part[-1][0],
+                                    count=len(part), records=history.encode_records(part))
+    assert [r.version for r in history.records(room.pk)] == list(range(1, 13))
+    assert [r.version for r in history.records(room.pk, after=3, upto=9)] == list(range(4, 10))
+    for version in range(0, 13):
+        assert history.state_at(room.pk, version) == played.states[version], version
+    # retention across them: whole runs below go, the runs across the floor are cut
+    history.drop_through(room.pk, 7)
+    assert [r.version for r in history.records(room.pk)] == list(range(8, 13))
+    assert history.floor_of(room.pk) == 7
+
+
+def test_a_deleted_users_changes_keep_the_name_and_lose_the_id() -> None:
+    user = get_user_model().objects.create_user("bob", password="pw")
+    room = Room.objects.create(room_id="h-bob")
+    played = Played("h-bob", Author.player(user.pk, "bob", "p-1"))
+    played.play(3)
+    write(played, played.writes)
+    page = history.history_page(room=room, after=0, limit=10, private=False)
+    assert [r["userId"] for r in page.records] == [user.pk] * 3
+    user.delete()
+    page = history.history_page(room=room, after=0, limit=2, private=False)
+    assert [(r["userId"], r["username"]) for r in page.records] == [(None, "bob")] * 2
+    assert page.next_after == 2
+    assert list(RoomChange.objects.filter(room=room).values_list("user_id", flat=True)) == [
+        None] * 3

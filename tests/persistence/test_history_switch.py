@@ -24,7 +24,7 @@ async def test_history_off_records_nothing(start_server: Any, live_db: LiveDB, r
         await conn.expect("DELTA_UPDATE")
     await eventually(lambda: live_db.latest_version(room_id) == 4, what="the snapshot at 4")
     rows = live_db.rows(
-        "SELECT c.version FROM rooms_roomchange c JOIN rooms_room r ON r.id = c.room_id"
+        "SELECT c.version FROM rooms_historychunk c JOIN rooms_room r ON r.id = c.room_id"
         " WHERE r.room_id = ?", room_id)
     assert rows == []
     listed = HttpClient(server.http_url).get(f"/api/rooms/{room_id}/history/")
