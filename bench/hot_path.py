@@ -18,6 +18,10 @@ machine is shared: the minimum is the figure to compare):
 
 for a ``freeform`` room and a ``world`` room (the plane's speed rule, grid interest
 and its views). The store is rebuilt each round; its setup is not timed.
+
+``--before <git revision>`` also measures that revision (a ``git archive`` of its
+``sync`` in a temporary directory, this file copied in, in a subprocess), taking
+turns with this tree round by round, and prints both minimums and the change.
 """
 
 from __future__ import annotations
@@ -25,10 +29,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import random
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -208,28 +217,75 @@ def bench_store(room_type: str, members: int, ticks: int, rounds: int) -> dict[s
             "flush / tick": min(r[1] for r in results) * 1e6 / ticks}
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measure(rounds: int, ticks: int, members: int) -> dict[str, float]:
+    """Every figure of this tree, each the minimum of ``rounds`` rounds."""
+    n = members * ticks
+    results = bench_parse(rounds, n)
+    for room_type in ("freeform", "world"):
+        results[f"{room_type} room.update_player"] = bench_room(
+            room_type, members, ticks, rounds)
+        for name, value in bench_store(room_type, members, ticks, rounds).items():
+            results[f"{room_type} {name}"] = value
+    return results
+
+
+def tree_of(revision: str) -> Path:
+    """``sync`` and ``bench`` at ``revision`` in a temporary directory, this file copied in."""
+    tree = Path(tempfile.mkdtemp())
+    archive = subprocess.run(["git", "archive", revision, "sync", "bench"], cwd=REPO,
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    shutil.copy(Path(__file__), tree / "bench" / "hot_path.py")
+    return tree
+
+
+def measure_at(tree: Path, rounds: int, ticks: int, members: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.hot_path", "--json", "--rounds", str(rounds),
+         "--ticks", str(ticks), "--members", str(members)],
+        cwd=tree, check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hot_path", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--ticks", type=int, default=200, help="ticks per round")
     parser.add_argument("--members", type=int, default=20, help="members of the room")
+    parser.add_argument("--before", help="git revision to compare with, round by round")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
-    n = args.members * args.ticks
-    results: dict[str, float] = {}
-    for name, value in bench_parse(args.rounds, n).items():
-        results[name] = value
-    for room_type in ("freeform", "world"):
-        results[f"{room_type} room.update_player"] = bench_room(
-            room_type, args.members, args.ticks, args.rounds)
-        for name, value in bench_store(room_type, args.members, args.ticks, args.rounds).items():
-            results[f"{room_type} {name}"] = value
+    if args.before is not None:
+        return compare(args)
+    results = measure(args.rounds, args.ticks, args.members)
     if args.json:
         print(orjson.dumps(results).decode())
         return 0
     for name, value in results.items():
         print(f"{name:32} {value:8.2f} µs")
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    tree = tree_of(args.before)
+    olds: list[dict[str, float]] = []
+    news: list[dict[str, float]] = []
+    try:
+        for _ in range(args.rounds):  # taking turns: the machine is shared
+            olds.append(measure_at(tree, 2, args.ticks, args.members))
+            news.append(measure(2, args.ticks, args.members))
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    print(f"{'':32} {args.before[:12]:>9} {'now':>9}")
+    for name in news[0]:
+        old = min(r[name] for r in olds)
+        new = min(r[name] for r in news)
+        print(f"{name:32} {old:8.2f}  {new:8.2f} µs  ({(new / old - 1) * 100:+.1f} %)")
     return 0
 
 
