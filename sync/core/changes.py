@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from .frozen import fast_init
+
 
 class ChangeKind(StrEnum):
     DELTA = "DELTA_UPDATE"
@@ -23,6 +25,7 @@ class LeaveReason(StrEnum):
     CLOSED = "closed"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Change:
     """One applied change: ``patch`` turns the room at ``base_version`` into ``version``.

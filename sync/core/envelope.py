@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from .codec import decode_json
 from .documents import binary_field
 from .errors import ErrorCode, ProtocolError
+from .frozen import fast_init
 from .limits import Limits
 from .merge_patch import shape_violation
 
@@ -45,6 +46,7 @@ class LeaveRoom:
     request_id: RequestId = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StateUpdate:
     TYPE: ClassVar[str] = "STATE_UPDATE"
@@ -70,6 +72,7 @@ class Ping:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """MESSAGE (§11): something for the room's code; ``data`` is any JSON value."""
