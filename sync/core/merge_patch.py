@@ -89,6 +89,37 @@ def effective_patch(target: JSONObject, patch: JSONObject) -> JSONObject:
     return out
 
 
+def effective_update(target: JSONObject, patch: JSONObject) -> tuple[JSONObject, JSONObject]:
+    """``(effective, updated)``: ``effective_patch(target, patch)`` and ``target`` with it
+    applied (``target`` itself when ``effective`` is empty, which changes nothing).
+
+    One pass when no value of ``patch`` is an object or null (a flat patch of scalars
+    and arrays: every position update), else the two functions. The comparison is
+    :func:`json_equal`'s: two values of one type that is not a list (str, int, float,
+    bool) are JSON-equal exactly when ``is`` or ``==``; anything else goes through it.
+    """
+    out: JSONObject = {}
+    get = target.get
+    for key, value in patch.items():
+        tv = type(value)
+        if tv is dict or value is None:
+            effective = effective_patch(target, patch)
+            return effective, (apply_patch(target, effective) if effective else target)
+        current = get(key, _MISSING)
+        if current is _MISSING:
+            out[key] = value
+        elif type(current) is tv and tv is not list:
+            if current is not value and current != value:
+                out[key] = value
+        elif not json_equal(current, value):
+            out[key] = value
+    if not out:
+        return out, target
+    updated = dict(target)
+    updated.update(out)
+    return out, updated
+
+
 def diff(old: JSONObject, new: JSONObject) -> JSONObject:
     """A merge patch turning ``old`` into ``new`` (both objects, no nulls inside)."""
     out: JSONObject = {}

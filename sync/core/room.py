@@ -16,7 +16,7 @@ import orjson
 from .changes import Change, ChangeKind, LeaveReason
 from .errors import ErrorCode, ProtocolError
 from .limits import Limits
-from .merge_patch import apply_patch, diff, effective_patch
+from .merge_patch import diff, effective_update
 from .room_types import PlayerMeta, RoomType
 
 
@@ -116,10 +116,9 @@ class Room:
         meta = self.meta[player_id]
         if not server:
             patch = self.room_type.player_patch(current, patch, meta=meta, now=now)
-        effective = effective_patch(current, patch)
+        effective, updated = effective_update(current, patch)
         if not effective:
             return None
-        updated = apply_patch(current, effective)
         size = self._check_size(("p", player_id), updated)
         self.room_type.applied(effective, meta=meta, now=now)
         return self._commit(
@@ -135,10 +134,9 @@ class Room:
         current = self.entities.get(entity_id)
         self._check_expected(expected_version)
         patch = self.room_type.entity_patch(entity_id, current, patch, player_id=player_id)
-        effective = effective_patch(current or {}, patch)
+        effective, updated = effective_update(current or {}, patch)
         if not effective:
             return None
-        updated = apply_patch(current or {}, effective)
         if not updated:
             # An emptied entity is deleted.
             return self._commit(

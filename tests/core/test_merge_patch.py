@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from sync.core.merge_patch import (
     compose,
     diff,
     effective_patch,
+    effective_update,
     json_equal,
     shape_violation,
 )
@@ -173,3 +175,37 @@ def test_composer_equals_composing_one_by_one_and_never_mutates(run):
         composer.add(patch)
         assert composer.patch == expected
     assert run == originals
+
+
+flat_scalars = (st.booleans() | st.integers(-2, 2) | st.sampled_from([0.0, 1.0, 1.5, -2.0])
+                | st.sampled_from(["a", ""]))
+flat_values = flat_scalars | st.lists(flat_scalars, max_size=2)
+flat_documents = st.dictionaries(keys, flat_values | st.dictionaries(keys, flat_scalars,
+                                                                    max_size=2), max_size=4)
+flat_patches = st.dictionaries(keys, flat_values, max_size=4)
+
+
+def same_json(a, b):
+    """Equal with types and key order (1, 1.0 and True all differ)."""
+    return orjson.dumps(a) == orjson.dumps(b)
+
+
+@given(documents | flat_documents, patches | flat_patches)
+def test_effective_update_is_effective_patch_then_apply(doc, patch):
+    before = orjson.dumps(doc), orjson.dumps(patch)
+    effective, updated = effective_update(doc, patch)
+    expected = effective_patch(doc, patch)
+    assert same_json(effective, expected)
+    if expected:
+        assert same_json(updated, apply_patch(doc, expected)) and updated is not doc
+    else:
+        assert updated is doc
+    assert (orjson.dumps(doc), orjson.dumps(patch)) == before  # nothing mutated
+
+
+def test_effective_update_compares_as_json():
+    doc = {"x": 1, "b": True, "l": [1, True], "f": 1.0}
+    assert effective_update(doc, {"x": 1.0, "f": 1, "l": [1.0, True]}) == ({}, doc)
+    effective, updated = effective_update(doc, {"x": True, "b": 1, "l": [1, 1]})
+    assert same_json(effective, {"x": True, "b": 1, "l": [1, 1]})
+    assert same_json(updated, {"x": True, "b": 1, "l": [1, 1], "f": 1.0})
