@@ -111,8 +111,8 @@ class RoomType:
         self, current: dict[str, Any], patch: dict[str, Any], *, meta: PlayerMeta, now: float
     ) -> dict[str, Any]:
         """Validate a client's patch to its own player object; return what to apply."""
-        owned = self.server_fields.intersection(patch)
-        if owned:
+        if not self.server_fields.isdisjoint(patch):
+            owned = self.server_fields.intersection(patch)
             raise invalid(f"{sorted(owned)[0]} is read-only")
         self.check_fields(patch, current)
         return patch
@@ -179,6 +179,7 @@ register(RoomType)
 
 COLOR_PATTERN = re.compile(r"#[0-9A-Fa-f]{6}")
 NUMBER = (int, float)
+_ABSENT: Any = object()
 
 
 class PlaneRoomType(RoomType):
@@ -204,14 +205,20 @@ class PlaneRoomType(RoomType):
         return round(self._spawns.uniform(0.1, 0.9) * self.size)
 
     def check_fields(self, patch: dict[str, Any], current: dict[str, Any]) -> None:
+        # on every move: one lookup per axis, the clamp as two comparisons
         for axis in ("x", "y"):
-            if axis in patch:
-                value = patch[axis]
-                if value is None:
-                    raise invalid(f"{axis} of a {self.name} player cannot be deleted")
-                if type(value) not in NUMBER or not math.isfinite(value):
-                    raise invalid(f"{axis} must be a number between 0 and {self.size:g}")
-                patch[axis] = min(max(value, 0), self.size)
+            value = patch.get(axis, _ABSENT)
+            if value is _ABSENT:
+                continue
+            if value is None:
+                raise invalid(f"{axis} of a {self.name} player cannot be deleted")
+            kind = type(value)
+            if (kind is not int and kind is not float) or not math.isfinite(value):
+                raise invalid(f"{axis} must be a number between 0 and {self.size:g}")
+            if value < 0:  # min(max(value, 0), size)
+                patch[axis] = 0
+            elif value > self.size:
+                patch[axis] = self.size
         if "playerName" in patch:
             name = patch["playerName"]
             if type(name) is not str or not 1 <= len(name.strip()) <= 32:
@@ -228,12 +235,19 @@ class PlaneRoomType(RoomType):
         holds: a move is checked per axis against the last accepted one (the join
         counts as the first move)."""
         patch = super().player_patch(current, dict(patch), meta=meta, now=now)
-        if "x" in patch or "y" in patch:
-            since = meta.last_move_at if meta.last_move_at is not None else meta.joined_at
-            allowed = self.max_speed * (max(now - since, 0.0) + self.jitter_seconds)
-            for axis in ("x", "y"):
+        x, y = patch.get("x", _ABSENT), patch.get("y", _ABSENT)
+        if x is not _ABSENT or y is not _ABSENT:
+            since = meta.last_move_at
+            if since is None:
+                since = meta.joined_at
+            elapsed = now - since
+            allowed = self.max_speed * ((0.0 if elapsed < 0.0 else elapsed) + self.jitter_seconds)
+            for axis, new in (("x", x), ("y", y)):
+                if new is _ABSENT:
+                    continue
                 old = current.get(axis)
-                if axis in patch and type(old) in NUMBER and abs(patch[axis] - old) > allowed:
+                kind = type(old)
+                if (kind is int or kind is float) and abs(new - old) > allowed:
                     raise invalid(
                         f"move too fast: at most {self.max_speed:g} units per second")
         return patch
