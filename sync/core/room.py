@@ -19,6 +19,8 @@ from .limits import Limits
 from .merge_patch import diff, effective_update
 from .room_types import PlayerMeta, RoomType
 
+_DELTA = ChangeKind.DELTA
+
 
 def json_size(value: Any) -> int:
     return len(orjson.dumps(value))
@@ -109,22 +111,43 @@ class Room:
         expected_version: int | None = None, server: bool = False,
     ) -> Change | None:
         """Apply a merge patch to a player's object; None when it changes nothing."""
-        current = self.players.get(player_id)
+        # every inbound STATE_UPDATE comes here: _check_size and _commit are written
+        # out for this one case (a player's object replaced, one version)
+        players = self.players
+        current = players.get(player_id)
         if current is None:
             raise ProtocolError(ErrorCode.NOT_IN_ROOM, "player is not in this room")
-        self._check_expected(expected_version)
+        if expected_version is not None:
+            self._check_expected(expected_version)
         meta = self.meta[player_id]
+        room_type = self.room_type
         if not server:
-            patch = self.room_type.player_patch(current, patch, meta=meta, now=now)
+            patch = room_type.player_patch(current, patch, meta=meta, now=now)
         effective, updated = effective_update(current, patch)
         if not effective:
             return None
-        size = self._check_size(("p", player_id), updated)
-        self.room_type.applied(effective, meta=meta, now=now)
-        return self._commit(
-            ChangeKind.DELTA, ("p", player_id), size, self.players, player_id, updated,
-            {"players": {player_id: effective}},
-        )
+        key = ("p", player_id)
+        size = len(orjson.dumps(updated))
+        limits = self.limits
+        if size > limits.max_player_state_bytes:
+            raise ProtocolError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"player state would exceed {limits.max_player_state_bytes} bytes",
+            )
+        sizes = self._sizes
+        state_bytes = self.state_bytes - sizes.get(key, 0) + size
+        if state_bytes > limits.max_room_state_bytes:
+            raise ProtocolError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"room state would exceed {limits.max_room_state_bytes} bytes",
+            )
+        room_type.applied(effective, meta=meta, now=now)
+        self.state_bytes = state_bytes
+        sizes[key] = size
+        players[player_id] = updated
+        base = self.version
+        self.version = version = base + 1
+        return Change(_DELTA, base, version, {"players": {player_id: effective}})
 
     def update_entity(
         self, entity_id: str, patch: dict[str, Any], *, player_id: str | None,
