@@ -98,6 +98,8 @@ LAG_MAX_ITEMS = 64
 #: place (``Composer``): copying costs the run's size per change, which only a
 #: large room's tick (hundreds of one-player changes) makes matter
 IN_PLACE_AFTER = 32
+#: ``ChangeKind.DELTA`` read once: an enum member looked up on its class costs ~0.2 µs
+_DELTA = ChangeKind.DELTA
 
 StateSource = Callable[[], tuple[int, dict[str, Any]]]
 #: the room's epoch (§14), None where the store has none
@@ -360,10 +362,10 @@ class RoomFanout:
     def publish(self, change: Change) -> None:
         items = self.items
         audience = self.room_type.view_audience(change.patch)
-        if change.kind is ChangeKind.DELTA and items:
+        if items and change.kind is _DELTA:
             last = items[-1]
             if (
-                last.kind is ChangeKind.DELTA
+                last.kind is _DELTA
                 and not last.sealed
                 and last.version == change.base_version
             ):
@@ -525,7 +527,7 @@ class RoomFanout:
             if item.kind is None or item.version <= member.synced_version:
                 continue
             last = lag[-1] if lag else None
-            if last is not None and last.kind is ChangeKind.DELTA and item.kind is ChangeKind.DELTA:
+            if last is not None and last.kind is _DELTA and item.kind is _DELTA:
                 try:
                     lag[-1] = Pending(last.kind, last.base_version, item.version,
                                       compose(last.patch, item.patch),

@@ -42,6 +42,8 @@ JSONObject = dict[str, Any]
 Viewer = str | None
 
 PRIVATE_PREFIX = "_"
+#: read once: an enum member looked up on its class costs ~0.2 µs (per item, per view)
+_DELTA, _JOINED = ChangeKind.DELTA, ChangeKind.JOINED
 
 
 class ViewRule(Protocol):
@@ -79,7 +81,7 @@ def private_owners(patch: JSONObject) -> frozenset[str] | None:
     for player_id, obj in players.items():
         if type(obj) is dict:
             for key in obj:
-                if key[:1] == PRIVATE_PREFIX:
+                if "_" <= key < "`":  # key[:1] == PRIVATE_PREFIX ("`" follows "_"), no slice
                     if owners is None:
                         owners = []
                     owners.append(player_id)
@@ -220,7 +222,7 @@ def member_frames(
             raise ChainBreak(
                 f"chain break in {room_id}: member at {seen}, "
                 f"next change {item.base_version}->{item.version}")
-        if kind is ChangeKind.DELTA:
+        if kind is _DELTA:
             patch = item.patch if item.audience is None else view_patch(rule, item.patch, viewer)
             if run is None or not run:
                 run = patch
@@ -685,7 +687,7 @@ def interest_frames(
                 f"chain break in {room_id}: member at {seen}, "
                 f"next change {item.base_version}->{item.version}")
         at_after = moves.get(k, at)
-        if kind is ChangeKind.DELTA:
+        if kind is _DELTA:
             patch = batch.delta_view(k, at, at_after, viewer, rule, item.audience)
             if run is None or not run:
                 run = patch
@@ -699,7 +701,7 @@ def interest_frames(
             at = at_after
             continue
         key = ("players", item.payload["playerId"])
-        if kind is ChangeKind.JOINED:
+        if kind is _JOINED:
             visible = batch.sees(at_after, batch.place_at(key, k))
         else:
             visible = batch.sees(at, batch.place_at(key, k - 1))
