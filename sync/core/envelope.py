@@ -168,7 +168,21 @@ def _request_id(data: dict[str, Any]) -> RequestId:
 
 
 def _is_id(value: Any) -> bool:
-    return type(value) is str and ID_PATTERN.fullmatch(value) is not None
+    if type(value) is not str:
+        return False
+    if value in _IDS_SEEN:  # a room id comes with every message: the regex once per id
+        return True
+    if ID_PATTERN.fullmatch(value) is None:
+        return False
+    if len(_IDS_SEEN) >= _IDS_SEEN_MAX:
+        _IDS_SEEN.clear()
+    _IDS_SEEN.add(value)
+    return True
+
+
+#: ids that matched ``ID_PATTERN`` (``_is_id``), emptied when it reaches its bound
+_IDS_SEEN: set[str] = set()
+_IDS_SEEN_MAX = 10_000
 
 
 def _bad(message: str) -> ProtocolError:

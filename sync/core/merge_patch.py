@@ -209,8 +209,18 @@ def shape_violation(value: Any, max_depth: int, max_key_length: int) -> str | No
     ``{}`` is 1, ``{"a": {}}`` is 2), else ``"key"`` if an object key anywhere is longer
     than ``max_key_length``, else None. One iterative pass (it runs on every message):
     it stops at the first level past the limit, and depth wins over key length."""
-    if type(value) is not dict and type(value) is not list:
-        return None
+    if type(value) is not dict:
+        if type(value) is not list:
+            return None
+    else:  # an object of scalars (every position update): one loop, no stack
+        long_key = False
+        for key, child in value.items():
+            if type(child) is dict or type(child) is list:
+                break
+            if len(key) > max_key_length:
+                long_key = True
+        else:
+            return "depth" if max_depth < 1 else "key" if long_key else None
     long_key = False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
