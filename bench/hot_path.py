@@ -13,6 +13,8 @@ machine is shared: the minimum is the figure to compare):
 - ``room.update_player``: ``Room.update_player`` alone on a 20-player room;
 - ``store.update``: ``MemoryRoomStore.update`` (the room, ``ChangeLog.append``,
   ``Hub.publish`` → ``RoomFanout.publish``) with 20 members attached to the fan-out;
+- ``consumer.on_frame``: the same updates as JSON frames through ``SyncConsumer.on_frame``
+  (what the fast reader calls for each frame: ``_parse``, the dispatch, ``store.update``);
 - ``flush / tick``: one ``RoomFanout.flush`` of a tick's 20 changes to the 20 members
   (null sockets), per tick, not per update;
 
@@ -43,7 +45,8 @@ from typing import Any
 
 import orjson
 
-from sync.consumer import SyncConsumer
+from sync.consumer import INLINE_WITH_STORE, SyncConsumer
+from sync.core.changes import Author
 from sync.core.codec import JSON, decode_json
 from sync.core.envelope import StateUpdate, parse_envelope
 from sync.core.limits import Limits
@@ -168,8 +171,31 @@ def bench_room(room_type: str, members: int, ticks: int, rounds: int) -> float:
     return best * 1e6 / (members * ticks)
 
 
-def store_round(room_type: str, members: int, ticks: int) -> tuple[float, float]:
-    """One round: seconds in ``store.update`` and in the flushes."""
+def consumers_for(store: MemoryRoomStore, conns: list[_Member]) -> list[SyncConsumer]:
+    """A ``SyncConsumer`` per member, in its room, without a socket (its inline path)."""
+    runtime = SimpleNamespace(limits=store.limits, store=store)
+    out = []
+    for conn in conns:
+        consumer = SyncConsumer()
+        consumer.bucket = TokenBucket(1e12, 10**12)
+        consumer.inbound = consumer.codec = JSON
+        consumer.runtime = runtime  # type: ignore[assignment]
+        consumer.writer = conn.writer
+        consumer.busy = False
+        consumer.inline_types = INLINE_WITH_STORE
+        consumer.room_id, consumer.closed_room = "r1", None
+        consumer.player_id, consumer.session_token = conn.player_id, conn.session_token
+        consumer.author = Author.player(player_id=conn.player_id)
+        consumer.reader = None
+        out.append(consumer)
+    return out
+
+
+def store_round(
+    room_type: str, members: int, ticks: int, *, frames: bool = False,
+) -> tuple[float, float]:
+    """One round: seconds in ``store.update`` (``frames``: in ``SyncConsumer.on_frame``
+    of the JSON frames, parse and dispatch included) and in the flushes."""
     loop = asyncio.new_event_loop()
     hub = Hub(0.05)
     hub._loop = loop
@@ -192,14 +218,21 @@ def store_round(room_type: str, members: int, ticks: int) -> tuple[float, float]
         fanout.attach(conn)
         fanout.send_full_state(conn, resumed=False)
     work = [[StateUpdate("r1", patch) for patch in tick] for tick in moves(members, ticks)]
+    raws = [[orjson.dumps({"type": "STATE_UPDATE", "roomId": "r1", "payload": patch})
+             for patch in tick] for tick in moves(members, ticks)]
+    consumers = consumers_for(store, conns)
     players = [conn.player_id for conn in conns]
     update = store.update
     spent_update = spent_flush = 0.0
     gc.collect()
-    for tick in work:
+    for k, tick in enumerate(work):
         started = time.perf_counter()
-        for pid, message in zip(players, tick, strict=True):
-            run(update("r1", pid, message))  # type: ignore[arg-type]
+        if frames:
+            for consumer, raw in zip(consumers, raws[k], strict=True):
+                consumer.on_frame(raw)
+        else:
+            for pid, message in zip(players, tick, strict=True):
+                run(update("r1", pid, message))  # type: ignore[arg-type]
         published = time.perf_counter()
         if fanout.handle is not None:
             fanout.handle.cancel()
@@ -213,7 +246,9 @@ def store_round(room_type: str, members: int, ticks: int) -> tuple[float, float]
 
 def bench_store(room_type: str, members: int, ticks: int, rounds: int) -> dict[str, float]:
     results = [store_round(room_type, members, ticks) for _ in range(rounds)]
+    framed = [store_round(room_type, members, ticks, frames=True)[0] for _ in range(rounds)]
     return {"store.update": min(r[0] for r in results) * 1e6 / (members * ticks),
+            "consumer.on_frame": min(framed) * 1e6 / (members * ticks),
             "flush / tick": min(r[1] for r in results) * 1e6 / ticks}
 
 
