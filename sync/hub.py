@@ -144,6 +144,9 @@ class Pending:
     audience: frozenset[str] | None = None
     #: composes a long tick's later DELTAs into ``patch`` in place (``publish``)
     composer: Composer | None = None
+    #: ``patch["players"]`` when ``compose`` made it (a copy only this item holds): a
+    #: later change of one other player is added to it in place (``publish``)
+    owned: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, change: Change, rule: ViewRule | None = None) -> Pending:
@@ -372,7 +375,25 @@ class RoomFanout:
                 try:
                     composer = last.composer
                     if composer is None and last.version - last.base_version < IN_PLACE_AFTER:
-                        last.patch = compose(last.patch, change.patch)
+                        owned = last.owned
+                        patch = change.patch
+                        added = False
+                        if owned is not None and len(patch) == 1:
+                            players = patch.get("players")
+                            if type(players) is dict and len(players) == 1:
+                                ((player_id, part),) = players.items()
+                                if player_id not in owned:
+                                    # what compose(last.patch, patch) gives, without
+                                    # copying the tick's players again (workload C)
+                                    owned[player_id] = part
+                                    added = True
+                        if not added:
+                            first = last.patch
+                            last.patch = compose(first, patch)
+                            last.owned = (
+                                last.patch["players"]
+                                if type(first.get("players")) is dict
+                                and type(patch.get("players")) is dict else None)
                     else:
                         if composer is None:
                             composer = last.composer = Composer(last.patch)

@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync import hub as hub_module
-from sync.core.changes import LeaveReason
+from sync.core.changes import Change, ChangeKind, LeaveReason
 from sync.core.codec import JSON, MSGPACK, Codec
 from sync.core.limits import Limits
-from sync.core.merge_patch import apply_patch
+from sync.core.merge_patch import NotComposable, apply_patch, compose
 from sync.core.room import Room
 from sync.core.room_types import get_room_type
 from sync.hub import LAG_HIGH, Hub
@@ -153,6 +153,43 @@ def test_a_long_tick_is_composed_in_place_and_leaves_published_changes_alone():
                 "FULL_STATE", "DELTA_UPDATE", "DELTA_UPDATE"]
             assert version == room.version
             assert normalized(state) == room.snapshot()
+
+
+tick_patches = st.lists(st.one_of(
+    st.builds(lambda p, n: {"players": {f"p{p}": {"x": n}}}, st.integers(0, 3), st.integers()),
+    st.builds(lambda p, n: {"players": {f"p{p}": {"o": {"k": n} if n else None}}},
+              st.integers(0, 3), st.integers(0, 2)),
+    st.builds(lambda p: {"players": {f"p{p}": None}}, st.integers(0, 3)),
+    st.builds(lambda p, q: {"players": {f"p{p}": {"y": 1}, f"p{q}": {"y": 2}}},
+              st.integers(0, 3), st.integers(0, 3)),
+    st.builds(lambda n: {"entities": {"e": {"v": n} if n else None}}, st.integers(0, 2)),
+    st.builds(lambda n: {"players": {"p0": {"z": n}}, "entities": {"e": {"w": n}}},
+              st.integers(0, 2)),
+), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tick_patches)
+def test_a_tick_is_the_composition_of_its_changes_and_leaves_them_alone(patches):
+    """What ``publish`` keeps pending (composed by copy, in place into the players it
+    copied, or by ``Composer``) is ``compose`` of the tick's changes, split where
+    they are not composable; no published patch is changed."""
+    for in_place_after in (hub_module.IN_PLACE_AFTER, 3):
+        with mock.patch.object(hub_module, "IN_PLACE_AFTER", in_place_after), \
+                hand_driven_room() as (_hub, _room, fanout):
+            kept = copy.deepcopy(patches)
+            expected: list[dict[str, Any]] = []
+            for version, patch in enumerate(patches):
+                fanout.publish(Change(ChangeKind.DELTA, version, version + 1, patch))
+                if expected:
+                    try:
+                        expected[-1] = compose(expected[-1], patch)
+                        continue
+                    except NotComposable:
+                        pass
+                expected.append(patch)
+            assert [item.patch for item in fanout.items] == expected
+            assert patches == kept
 
 
 def run_operations(ops: list[tuple[Any, ...]]) -> None:
