@@ -55,9 +55,11 @@ class Record(NamedTuple):
         return str(ChangeSource(self.source).label)
 
 
-def encode_records(records: Iterable[Iterable[Any]]) -> str:
-    """A chunk's ``records`` column (each record a JSON array in :class:`Record` order)."""
-    return orjson.dumps([list(record) for record in records]).decode()
+def encode_records(records: Iterable[tuple[Any, ...]]) -> str:
+    """A chunk's ``records`` column (each record a JSON array in :class:`Record` order).
+    orjson writes plain tuples as arrays itself; a :class:`Record` (a named tuple,
+    which it does not take) goes through ``default``."""
+    return orjson.dumps(list(records), default=tuple).decode()
 
 
 def decode_records(text: str) -> list[Record]:
