@@ -291,3 +291,35 @@ def test_a_deleted_users_changes_keep_the_name_and_lose_the_id() -> None:
     assert page.next_after == 2
     assert list(RoomChange.objects.filter(room=room).values_list("user_id", flat=True)) == [
         None] * 3
+
+
+def test_a_room_that_changes_faster_than_it_keeps_moves_its_floor_without_a_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch brings more changes than the room keeps (a world room: 10,000 a second
+    against KASAGI_HISTORY_KEPT 10,000): the floor goes to the previous batch's
+    snapshot, a batch further back than the exact target, instead of replaying."""
+    room = Room.objects.create(room_id="h-fast")
+    played = Played("h-fast", Author.player())
+    kept, floors = 50, {}
+    checkpoints = history.Checkpoints(kept=kept)
+    replayed: list[int] = []
+    replay = history.state_at
+
+    def counting_state_at(room_pk: int, version: int, **kwargs: Any) -> Any:
+        replayed.append(version)
+        return replay(room_pk, version, **kwargs)
+
+    monkeypatch.setattr(history, "state_at", counting_state_at)
+    for _ in range(12):
+        start = len(played.writes)
+        played.play(200)  # more than kept + margin (150) a batch
+        write(played, played.writes[start:], kept=kept, floors=floors, checkpoints=checkpoints)
+        count = history.record_count(room.pk)
+        assert count <= 2 * (kept + history.prune_margin(kept))
+    monkeypatch.undo()
+    assert replayed == [150]  # only the first move: no snapshot below its target yet
+    floor = history.floor_of(room.pk)
+    assert floor is not None and floor % 200 == 0 and played.room.version - floor >= kept
+    for version in range(floor, played.room.version + 1):
+        assert history.state_at(room.pk, version) == played.states[version], version
