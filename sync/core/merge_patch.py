@@ -179,8 +179,36 @@ class Composer:
     def add(self, second: JSONObject) -> None:
         """Compose ``second`` on; raises :class:`NotComposable` (``patch`` unchanged)
         where :func:`compose` does."""
+        if len(second) == 1 and self._add_one(second):
+            return
         _check_composable(self.patch, second)
         self.patch = self._into(self.patch, second)
+
+    def _add_one(self, second: JSONObject) -> bool:
+        """The common patch of a tick (a world's: thousands a second), one key holding
+        one key, ``{"players": {id: {...}}}``, whose second level is new to the run or
+        replaced: set in place, no walk. False when it needs the general path."""
+        ((table, sub),) = second.items()
+        if type(sub) is not dict or len(sub) != 1:
+            return False
+        patch = self.patch
+        target = patch.get(table)
+        if type(target) is not dict:
+            return False
+        ((name, value),) = sub.items()
+        if type(value) is dict and name in target:
+            return False  # composes below: the general path
+        owned = self._owned
+        if owned.get(id(patch)) is not patch:
+            patch = dict(patch)
+            owned[id(patch)] = patch
+            self.patch = patch
+        if owned.get(id(target)) is not target:
+            target = dict(target)
+            owned[id(target)] = target
+            patch[table] = target
+        target[name] = value
+        return True
 
     def _into(self, target: JSONObject, second: JSONObject) -> JSONObject:
         owned = self._owned

@@ -177,6 +177,37 @@ def test_composer_equals_composing_one_by_one_and_never_mutates(run):
     assert run == originals
 
 
+one_player_patches = st.fixed_dictionaries({
+    "players": st.dictionaries(st.sampled_from(["p1", "p2", "p3"]),
+                               st.none() | st.integers(0, 3)
+                               | st.dictionaries(st.sampled_from(["x", "y"]),
+                                                 st.none() | st.integers(0, 3), max_size=2),
+                               min_size=1, max_size=1),
+})
+
+
+@given(st.lists(one_player_patches | patches, min_size=1, max_size=12))
+def test_composer_one_player_patches_equal_compose(run):
+    """A tick's common patch (one key holding one key) takes ``Composer``'s in-place
+    path when its player is new to the run or replaced: still ``compose``, still
+    never mutating an added patch."""
+    import copy
+
+    originals = copy.deepcopy(run)
+    composer = Composer(run[0])
+    expected = run[0]
+    for patch in run[1:]:
+        try:
+            expected = compose(expected, patch)
+        except NotComposable:
+            with pytest.raises(NotComposable):
+                composer.add(patch)
+            continue
+        composer.add(patch)
+        assert composer.patch == expected
+    assert run == originals
+
+
 flat_scalars = (st.booleans() | st.integers(-2, 2) | st.sampled_from([0.0, 1.0, 1.5, -2.0])
                 | st.sampled_from(["a", ""]))
 flat_values = flat_scalars | st.lists(flat_scalars, max_size=2)
