@@ -257,13 +257,8 @@ def _prune(room_pks: list[int], *, kept: int) -> None:
     stale = list(ranked.filter(rank__gt=max(kept, 1)).values_list("pk", "room_id", "version"))
     if not stale:
         return
-    floors: dict[int, int | None] = {}
-    doomed = []
-    for pk, room_pk, version in stale:
-        if room_pk not in floors:
-            floors[room_pk] = history.floor_of(room_pk)
-        if version != floors[room_pk]:
-            doomed.append(pk)
+    floors = history.floors_of({room_pk for _, room_pk, _ in stale})
+    doomed = [pk for pk, room_pk, version in stale if version != floors.get(room_pk)]
     if doomed:
         RoomSnapshot.objects.filter(pk__in=doomed).delete()
 
