@@ -460,3 +460,26 @@ console.log("decoded", frames.length);
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"decoded {len(frames)}")
+
+
+def test_object_members_read_inline_keep_every_rule() -> None:
+    """The decoder reads an object's integer and float members without a call each:
+    the same values, and the same refusals (NaN, an unannounced name, a cut frame)."""
+    payload = {"x": 1023, "y": -1024, "z": 5, "n": -3, "t": 1764800000123.25, "s": "a"}
+    frame = StreamEncoder().encode({"type": "STATE_UPDATE", "roomId": "r", "payload": payload})
+    assert Decoder().decode(frame)["payload"] == payload
+    assert [type(v) for v in Decoder().decode(frame)["payload"].values()] == [
+        int, int, int, int, float, str]
+    nan = bytearray(bin_codec.encode({"type": "PING", "payload": {"t": 1.5}}))
+    at = nan.index(bytes([bin_codec.T_FLOAT]))  # the float's head, then its 8 bytes
+    nan[at + 1:at + 9] = b"\x00\x00\x00\x00\x00\x00\xf8\x7f"
+    with pytest.raises(DecodeError, match="NaN"):
+        Decoder().decode(bytes(nan))
+    head = bin_codec.TYPE_CODE["PING"]
+    obj = (1 << 3) | bin_codec.T_OBJ  # an object of one member
+    with pytest.raises(DecodeError, match="never announced"):
+        Decoder().decode(bytes([head, bin_codec.M_PAYLOAD, obj, DYNAMIC_BASE + 3, 0]))
+    two_byte_int = bin_codec.zigzag(1000) << 3  # needs a two-byte head
+    cut = bytes([head, bin_codec.M_PAYLOAD, obj, 1, 0x80 | (two_byte_int & 0x7F)])
+    with pytest.raises(DecodeError):
+        Decoder().decode(cut)
