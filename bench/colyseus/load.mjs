@@ -22,9 +22,11 @@ const FLAGS = new Set(["json-only"]);
 const DEFAULTS = {
   url: "ws://127.0.0.1:2567", clients: "50", rooms: "5", rate: "10", duration: "10",
   warmup: "2", drain: "5", payload: "xyt", pid: null, "room-prefix": null,
-  // accepted for bench.compare, not used: one Node process, sequential joins, schema encoding
+  // accepted for bench.compare, not used: one Node process, sequential joins, schema encoding;
+  // every client measures (--observe is bench.load's: its Python clients cost the cores)
   encoding: "json", procs: "1", "connect-concurrency": "50", "room-type": "freeform",
-  "messages-per-second": "0", idle: "0", "drain-quiet": "0.3",
+  "messages-per-second": "0", idle: "0", "drain-quiet": "0.3", observe: "1",
+  "world-spread": "0",
 };
 
 function parseArgs(argv) {
