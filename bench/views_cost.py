@@ -30,6 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bench.hot_path import NullWriter
 from sync import hub as current_hub
 from sync.core.codec import JSON
 from sync.core.limits import Limits
@@ -39,22 +40,11 @@ from sync.core.room_types import get_room_type
 REPO = Path(__file__).resolve().parents[1]
 
 
-class _Writer:
-    def write(self, data: bytes, binary: bool = False) -> None:
-        pass
-
-    def backlog(self) -> int:
-        return 0
-
-    async def close(self, code: int, reason: str) -> None:
-        pass
-
-
 class _Member:
     def __init__(self, player_id: str) -> None:
         self.player_id: str | None = player_id
         self.session_token = None
-        self.writer = _Writer()
+        self.writer = NullWriter()
         self.codec = JSON
         self.synced_version = -1
         self.lag = None

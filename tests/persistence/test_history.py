@@ -65,6 +65,19 @@ def write(played: Played, writes: list[ChangeWrite | Rewind], *, kept: int = 10_
     write_batch(batch, kept=2, history_kept=kept, floors=floors, checkpoints=checkpoints)
 
 
+def count_replays(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The versions retention replays the records to (``history.state_at``), as it goes."""
+    replayed: list[int] = []
+    replay = history.state_at
+
+    def counting_state_at(room_pk: int, version: int, **kwargs: Any) -> Any:
+        replayed.append(version)
+        return replay(room_pk, version, **kwargs)
+
+    monkeypatch.setattr(history, "state_at", counting_state_at)
+    return replayed
+
+
 def test_records_carry_kind_author_and_patch_and_repeats_are_written_once() -> None:
     user = get_user_model().objects.create_user("alice", password="pw")
     Room.objects.create(room_id="h-1")
@@ -211,14 +224,7 @@ def test_retention_moves_the_floor_to_a_snapshot_it_wrote_without_a_replay(
     played = Played("h-7", Author.player())
     kept, floors = 50, {}
     checkpoints = history.Checkpoints(kept=kept)
-    replayed: list[int] = []
-    replay = history.state_at
-
-    def counting_state_at(room_pk: int, version: int, **kwargs: Any) -> Any:
-        replayed.append(version)
-        return replay(room_pk, version, **kwargs)
-
-    monkeypatch.setattr(history, "state_at", counting_state_at)
+    replayed = count_replays(monkeypatch)
     for _ in range(30):
         start = len(played.writes)
         played.play(20)
@@ -303,14 +309,7 @@ def test_a_room_that_changes_faster_than_it_keeps_moves_its_floor_without_a_repl
     played = Played("h-fast", Author.player())
     kept, floors = 50, {}
     checkpoints = history.Checkpoints(kept=kept)
-    replayed: list[int] = []
-    replay = history.state_at
-
-    def counting_state_at(room_pk: int, version: int, **kwargs: Any) -> Any:
-        replayed.append(version)
-        return replay(room_pk, version, **kwargs)
-
-    monkeypatch.setattr(history, "state_at", counting_state_at)
+    replayed = count_replays(monkeypatch)
     for _ in range(12):
         start = len(played.writes)
         played.play(200)  # more than kept + margin (150) a batch
