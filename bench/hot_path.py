@@ -74,11 +74,11 @@ class NullWriter:
         pass
 
 
-class _Member:
-    """What the hub needs of a connection, with a null socket."""
+class NullMember:
+    """What the hub needs of a connection, with a null socket (also bench.views_cost's)."""
 
-    def __init__(self) -> None:
-        self.player_id: str | None = None
+    def __init__(self, player_id: str | None = None) -> None:
+        self.player_id: str | None = player_id
         self.session_token: str | None = None
         self.writer = NullWriter()
         self.codec = JSON
@@ -173,7 +173,7 @@ def bench_room(room_type: str, members: int, ticks: int, rounds: int) -> float:
     return best * 1e6 / (members * ticks)
 
 
-def consumers_for(store: MemoryRoomStore, conns: list[_Member]) -> list[SyncConsumer]:
+def consumers_for(store: MemoryRoomStore, conns: list[NullMember]) -> list[SyncConsumer]:
     """A ``SyncConsumer`` per member, in its room, without a socket (its inline path)."""
     runtime = SimpleNamespace(limits=store.limits, store=store)
     out = []
@@ -205,7 +205,7 @@ def store_round(
     directory.configs["r1"] = RoomConfig("r1", name="r1", room_type=room_type)
     store = MemoryRoomStore(hub, directory, limits=Limits(), grace_seconds=30.0,
                             persistence=NullPersistence())
-    conns = [_Member() for _ in range(members)]
+    conns = [NullMember() for _ in range(members)]
 
     async def setup() -> None:
         await store.activate("r1", who=ANONYMOUS, create=True)

@@ -30,28 +30,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench.hot_path import NullWriter
+from bench.hot_path import NullMember
 from sync import hub as current_hub
-from sync.core.codec import JSON
 from sync.core.limits import Limits
 from sync.core.room import Room
 from sync.core.room_types import get_room_type
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class _Member:
-    def __init__(self, player_id: str) -> None:
-        self.player_id: str | None = player_id
-        self.session_token = None
-        self.writer = NullWriter()
-        self.codec = JSON
-        self.synced_version = -1
-        self.lag = None
-        self.needs_full_state = False
-
-    def on_detached(self, room_id: str, reason: str) -> None:
-        pass
 
 
 def hub_of(revision: str) -> ModuleType:
@@ -80,7 +65,7 @@ def flush_seconds(module: Any, ticks: int, players: int) -> float:
         room.join(f"p{i}", {"x": i, "y": i, "playerName": f"bench-{i}"}, now=0)
     fanout = hub.room("r", lambda: (room.version, room.snapshot()), room_type=room_type)
     for i in range(players):
-        member = _Member(f"p{i}")
+        member = NullMember(f"p{i}")
         fanout.attach(member)
         fanout.send_full_state(member, resumed=False)
     changes = [
@@ -120,7 +105,7 @@ def world_ticks(players: int, ticks: int, per_tick: int) -> dict[str, float]:
         room.join(f"p{i}", {"x": x, "y": y, "playerName": f"bench-{i}"}, now=0)
     fanout = hub.room("r", lambda: (room.version, room.snapshot()), room_type=room_type)
     for i in range(players):
-        member = _Member(f"p{i}")
+        member = NullMember(f"p{i}")
         fanout.attach(member)
         fanout.send_full_state(member, resumed=False)
     changes: list[list[Any]] = []
