@@ -32,7 +32,7 @@ from django.db.models import Min, QuerySet
 from sync.core.merge_patch import apply_patch
 from sync.core.views import public_state_of, without_private
 
-from .models import ChangeKind, ChangeSource, HistoryChunk, Room, RoomChange, RoomSnapshot
+from .models import HistoryChunk, Room, RoomChange, RoomSnapshot
 
 
 class Record(NamedTuple):
@@ -47,12 +47,6 @@ class Record(NamedTuple):
     source: str
     patch: dict[str, Any]
     timestamp: int
-
-    def kind_label(self) -> str:
-        return str(ChangeKind(self.kind).label)
-
-    def source_label(self) -> str:
-        return str(ChangeSource(self.source).label)
 
 
 def encode_records(records: Iterable[tuple[Any, ...]]) -> str:
