@@ -181,7 +181,9 @@ async def test_arena_coins_are_placed_and_taken(kasagi_server, room_id, conn_typ
         await follow(4.0)  # within 3 s of the first join
     coin_id, coin = next((k, v) for k, v in state["entities"].items() if k.startswith("coin-"))
     assert coin["kind"] == "coin" and 0 <= coin["x"] <= 1000
-    await b.join(room_id, playerName="B")
+    # B stands in a corner: coins are placed 5 %–95 % across, so it never takes one as
+    # it joins (a random spawn could land on a coin, and B took A's)
+    await b.join(room_id, playerName="B", x=0, y=0)
     await a.send({"type": "STATE_UPDATE", "roomId": room_id, "entityId": coin_id,
                   "payload": {"x": 5}})
     error = await a.expect("ERROR")
