@@ -266,60 +266,51 @@ def _prune(room_pks: list[int], *, kept: int) -> None:
 #: RoomChange's columns (the per-user index), in the order ``_write_history`` builds rows
 CHANGE_COLUMNS = ("room_id", "version", "base_version", "kind", "player_id", "user_id",
                   "username", "source", "patch", "timestamp")
+#: HistoryChunk's columns, likewise
+CHUNK_COLUMNS = ("room_id", "base_version", "version", "count", "records")
 
 
-def _insert_changes(rows: list[tuple[Any, ...]]) -> None:
-    """Insert user-index rows, skipping any (room, version) already stored.
+def _insert_new(
+    model: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]], *,
+    json_column: str | None = None,
+) -> None:
+    """Insert ``rows`` of ``model``, skipping any whose (room, version) is stored.
 
     On PostgreSQL and SQLite this is what ``bulk_create(ignore_conflicts=True)``
-    sends, as one ``executemany`` of ``INSERT … ON CONFLICT DO NOTHING`` with the
-    patches serialized by orjson: the ORM's per-field preparation cost ~37 µs a
-    row, this a tenth of that. Other databases get ``bulk_create``.
+    means, sent as plain ``executemany`` of ``INSERT … ON CONFLICT DO NOTHING``
+    with ``json_column`` serialized by orjson: the ORM's per-field preparation
+    cost ~37 µs a row, and on PostgreSQL Django 5.2 sends a bulk insert as
+    ``UNNEST`` of arrays, whose text literal psycopg builds by escaping every
+    quote in Python (a regex), which cost more than the rows chunks replaced.
+    Other databases get ``bulk_create``. Paced like the writer's other work.
     """
     if not rows:
         return
-    connection = connections[router.db_for_write(RoomChange)]
+    connection = connections[router.db_for_write(model)]
     vendor = connection.vendor
     if vendor not in ("postgresql", "sqlite"):
-        RoomChange.objects.bulk_create(
-            [RoomChange(**dict(zip(CHANGE_COLUMNS, row, strict=True))) for row in rows],
+        model.objects.bulk_create(
+            [model(**dict(zip(columns, row, strict=True))) for row in rows],
             ignore_conflicts=True, batch_size=500)
         return
     quote = connection.ops.quote_name
-    values = ", ".join("%s::jsonb" if column == "patch" and vendor == "postgresql" else "%s"
-                       for column in CHANGE_COLUMNS)
+    values = ", ".join("%s::jsonb" if column == json_column and vendor == "postgresql" else "%s"
+                       for column in columns)
     sql = (
-        f"INSERT INTO {quote(RoomChange._meta.db_table)} "
-        f"({', '.join(quote(column) for column in CHANGE_COLUMNS)}) VALUES ({values}) "
+        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"({', '.join(quote(column) for column in columns)}) VALUES ({values}) "
         f"ON CONFLICT ({quote('room_id')}, {quote('version')}) DO NOTHING"
     )
+    at = columns.index(json_column) if json_column is not None else None
     with connection.cursor() as cursor:
         for start in range(0, len(rows), HISTORY_CHUNK_ROWS):
             if start:
                 time.sleep(HISTORY_PAUSE)
-            cursor.executemany(sql, [(*row[:8], orjson.dumps(row[8]).decode(), row[9])
-                                     for row in rows[start:start + HISTORY_CHUNK_ROWS]])
-
-
-def _insert_chunks(chunks: list[HistoryChunk]) -> None:
-    """``bulk_create(ignore_conflicts=True)`` as one plain ``executemany``: on PostgreSQL
-    Django 5.2 sends a bulk insert as ``UNNEST`` of arrays, and psycopg builds a text
-    array literal by escaping every quote of every record in Python (regex), which
-    cost more than all the rows the chunks replaced."""
-    connection = connections[router.db_for_write(HistoryChunk)]
-    if connection.vendor not in ("postgresql", "sqlite"):
-        HistoryChunk.objects.bulk_create(chunks, ignore_conflicts=True)
-        return
-    quote = connection.ops.quote_name
-    columns = ("room_id", "base_version", "version", "count", "records")
-    sql = (
-        f"INSERT INTO {quote(HistoryChunk._meta.db_table)} "
-        f"({', '.join(quote(column) for column in columns)}) VALUES (%s, %s, %s, %s, %s) "
-        f"ON CONFLICT ({quote('room_id')}, {quote('version')}) DO NOTHING"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [(c.room_id, c.base_version, c.version, c.count, c.records)
-                                 for c in chunks])
+            part = rows[start:start + HISTORY_CHUNK_ROWS]
+            if at is not None:
+                part = [(*row[:at], orjson.dumps(row[at]).decode(), *row[at + 1:])
+                        for row in part]
+            cursor.executemany(sql, part)
 
 
 def _rewind(
@@ -406,7 +397,7 @@ def _write_history(
             author.username, source, patch, at_ms,
         )
     newest: dict[int, int] = {}
-    chunks: list[HistoryChunk] = []
+    chunks: list[tuple[Any, ...]] = []
     by_user: list[tuple[Any, ...]] = []
     size = HistoryChunk.CHUNK_RECORDS
     for room_pk, run in runs.items():
@@ -425,15 +416,14 @@ def _write_history(
         tops[room_pk] = max(top or 0, ordered[-1][0])
         for start in range(0, len(ordered), size):
             part = ordered[start:start + size]
-            chunks.append(HistoryChunk(
-                room_id=room_pk, base_version=part[0][1], version=part[-1][0],
-                count=len(part), records=history.encode_records(part)))
+            chunks.append((room_pk, part[0][1], part[-1][0], len(part),
+                           history.encode_records(part)))
         by_user.extend((room_pk, r[0], r[1], str(r[2]), r[3], r[4], r[5], str(r[6]), r[7], r[8])
                        for r in ordered if r[4] is not None)
     if not chunks:
         return
-    _insert_chunks(chunks)
-    _insert_changes(by_user)
+    _insert_new(HistoryChunk, CHUNK_COLUMNS, chunks)
+    _insert_new(RoomChange, CHANGE_COLUMNS, by_user, json_column="patch")
     margin = history.prune_margin(kept)
     for room_pk, last in newest.items():
         first = floors.get(room_pk)
