@@ -49,21 +49,28 @@ async def test_a_frame_that_is_not_bin1_is_refused_as_bad_json(kasagi_server, ro
     assert (await conn.expect("PONG"))["requestId"] == "still-fine"
 
 
+def applied(state: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
+    """``state`` after one frame of the version chain."""
+    payload = frame["payload"]
+    if frame["type"] == "DELTA_UPDATE":
+        return apply_patch(state, payload)
+    if frame["type"] == "PLAYER_JOINED":
+        return apply_patch(state, {"players": {payload["playerId"]: payload["state"]}})
+    return apply_patch(state, {"players": {payload["playerId"]: None}})
+
+
+CHAIN = ("DELTA_UPDATE", "PLAYER_JOINED", "PLAYER_LEFT")
+
+
 async def follow(conn: Conn, full: dict[str, Any], until: int) -> dict[str, Any]:
     """Apply the chain after ``full`` until version ``until``; the state reached."""
     state, version = full["payload"]["state"], full["version"]
     while version < until:
         frame = await conn.recv()
-        if frame["type"] in ("DELTA_UPDATE", "PLAYER_JOINED", "PLAYER_LEFT"):
+        if frame["type"] in CHAIN:
             assert frame["baseVersion"] == version, frame
-            payload = frame["payload"]
-            if frame["type"] == "DELTA_UPDATE":
-                state = apply_patch(state, payload)
-            elif frame["type"] == "PLAYER_JOINED":
-                state = apply_patch(state, {"players": {payload["playerId"]: payload["state"]}})
-            else:
-                state = apply_patch(state, {"players": {payload["playerId"]: None}})
-            version = frame["version"]
+            state, version = applied(state, frame), frame["version"]
+    assert version == until  # the chain passed through the version it was asked for
     return state
 
 
@@ -72,28 +79,38 @@ async def test_members_on_every_codec_hold_the_same_state(kasagi_server, room_id
     early = await BinConn.open(kasagi_server.ws_url)
     early_full = await early.join(room_id, x=500, y=500, t=0.0, _secret="mine")
     movers = [await BinConn.open(kasagi_server.ws_url) for _ in range(3)]
-    for mover in movers:
-        await mover.join(room_id, x=500, y=500)
+    ids = [(await mover.join(room_id, x=500, y=500))["payload"]["playerId"] for mover in movers]
+    last: dict[str, dict[str, Any]] = {}  # each mover's last update
     for step in range(30):
-        mover = rng.choice(movers)
-        await mover.send({"type": "STATE_UPDATE", "roomId": room_id, "payload": {
-            "x": rng.randint(0, 1000), "y": rng.randint(0, 1000),
-            "t": 1764650000000 + step + rng.random(), "n": step * 2**40}})
+        index = rng.randrange(len(movers))
+        update = {"x": rng.randint(0, 1000), "y": rng.randint(0, 1000),
+                  "t": 1764650000000 + step + rng.random(), "n": step * 2**40}
+        await movers[index].send({"type": "STATE_UPDATE", "roomId": room_id, "payload": update})
+        last[ids[index]] = update
         if step == 10:  # members join mid-stream, one on each codec
             plain, packed, late = (await Conn.open(kasagi_server.ws_url),
                                    await MsgpackConn.open(kasagi_server.ws_url),
                                    await BinConn.open(kasagi_server.ws_url))
-            await plain.join(room_id)
+            plain_full = await plain.join(room_id)
             fulls = [await packed.join(room_id), await late.join(room_id)]
+    flag = {"owner": "x", "pos": [1.5, -2, None, {"k": True}]}
     await movers[0].send({"type": "STATE_UPDATE", "roomId": room_id, "entityId": "flag",
-                          "payload": {"owner": "x", "pos": [1.5, -2, None, {"k": True}]}})
-    while not any(f["type"] == "DELTA_UPDATE" and "flag" in f["payload"].get("entities", {})
-                  for f in plain.seen[-1:]):  # the last change reached plain: nothing follows
-        await plain.recv()
+                          "payload": flag})
+    # Updates from different connections may apply in any order: plain follows
+    # the chain until every mover's last update and the flag are in its state.
+    plain_state, version = plain_full["payload"]["state"], plain_full["version"]
+    while plain_state.get("entities", {}).get("flag") != flag or any(
+            {**plain_state["players"][who], **update} != plain_state["players"][who]
+            for who, update in last.items()):
+        frame = await plain.recv()
+        if frame["type"] in CHAIN:
+            assert frame["baseVersion"] == version, frame
+            plain_state, version = applied(plain_state, frame), frame["version"]
     await plain.send({"type": "RESYNC", "roomId": room_id, "requestId": "now"})
     resynced = await plain.expect("FULL_STATE")
-    target, plain_state = resynced["version"], resynced["payload"]["state"]
-    assert plain_state["entities"]["flag"]["pos"] == [1.5, -2, None, {"k": True}]
+    target = resynced["version"]
+    assert target == version  # nothing followed the last change
+    assert resynced["payload"]["state"] == plain_state
     assert await follow(packed, fulls[0], target) == plain_state
     assert await follow(late, fulls[1], target) == plain_state
     early_state = await follow(early, early_full, target)
