@@ -206,16 +206,93 @@ def raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class FrameCounter:
+    """A passive client's receiving once it joined: the server's frames are counted
+    (frames, payload bytes) from their headers and skipped, not parsed into messages.
+
+    Why: with ``--observe N`` most clients only receive, and parsing their ~50 MB/s
+    through the websockets library took a whole core of the two the server shares
+    (the world benchmark), starving the server it measures. Control frames (ping,
+    close) still go to the library, whole, so the server's pings are answered and a
+    close is a close. Server frames are unmasked and never fragmented (Kasagi sends
+    each message as one frame); a header that says otherwise stops the counting
+    (``broken``) and the rest is only counted as wire bytes."""
+
+    __slots__ = ("_control", "_head", "_skip", "broken", "worker")
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._head = bytearray()
+        self._skip = 0  # payload bytes of the current frame still to come
+        self._control: bytearray | None = None  # the control frame being collected
+        self.broken = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Count the frames in ``data``; the control frames completed in it, whole."""
+        out: list[bytes] = []
+        pos, end = 0, len(data)
+        while pos < end and not self.broken:
+            if self._skip:
+                n = min(self._skip, end - pos)
+                if self._control is not None:
+                    self._control += data[pos:pos + n]
+                pos += n
+                self._skip -= n
+                if not self._skip and self._control is not None:
+                    out.append(bytes(self._control))
+                    self._control = None
+                continue
+            head = self._head
+            need = 2
+            if len(head) >= 2:
+                marker = head[1] & 0x7F
+                need = 2 if marker < 126 else 4 if marker == 126 else 10
+            take = min(need - len(head), end - pos)
+            head += data[pos:pos + take]
+            pos += take
+            if len(head) < need or (need == 2 and (head[1] & 0x7F) >= 126):
+                continue  # more header to come
+            opcode, fin, masked = head[0] & 0x0F, head[0] & 0x80, head[1] & 0x80
+            length = head[1] & 0x7F
+            if length >= 126:
+                length = int.from_bytes(head[2:], "big")
+            if masked or not fin or opcode not in (1, 2, 8, 9, 10):
+                self.broken = True
+                break
+            if opcode >= 8:
+                self._control = bytearray(head)
+                if not length:
+                    out.append(bytes(self._control))
+                    self._control = None
+            else:
+                self.worker.frames += 1
+                self.worker.bytes_rx += length
+            self._skip = length
+            self._head = bytearray()
+        return out
+
+
 class CountingConnection(ClientConnection):
     """A client connection that counts what its socket received: wire bytes (WebSocket
     framing and permessage-deflate included, the HTTP handshake answer too), where
-    ``recv`` only sees message payloads after decompression."""
+    ``recv`` only sees message payloads after decompression. A passive client asks
+    for a :class:`FrameCounter` (``want_counter``) once joined; it takes over at the
+    first frame boundary (nothing of a frame left in the library's buffer)."""
 
     wire_rx = 0
+    counter: FrameCounter | None = None
+    want_counter: FrameCounter | None = None
 
     def data_received(self, data: bytes) -> None:
         self.wire_rx += len(data)
+        counter = self.counter
+        if counter is not None:
+            for control in counter.feed(data):
+                super().data_received(control)
+            return
         super().data_received(data)
+        if self.want_counter is not None and not self.protocol.reader.buffer:
+            self.counter, self.want_counter = self.want_counter, None
 
 
 async def open_socket(url: str, timeout: float, encoding: str = "json") -> ClientConnection:
@@ -615,6 +692,8 @@ class Worker:
                     msg = decode(data)
                     if msg.get("type") in ("FULL_STATE", "ERROR"):
                         handlers[msg["type"]](c, msg)
+                    if c.state is not None and isinstance(ws, CountingConnection):
+                        ws.want_counter = FrameCounter(self)  # the rest: counted only
             while True:
                 data = await recv(decode=False)
                 self.frames += 1
