@@ -216,6 +216,26 @@ def test_frames_are_rfc6455_server_frames(length: int, header: bytes) -> None:
     assert framed(data, True)[:1] == b"\x82"
 
 
+def test_a_payload_is_framed_once_while_others_interleave() -> None:
+    """A tick of a world room writes ~100 payloads to members in no order by payload:
+    each is framed once, and a repeat is the very same frame object."""
+    payloads = [os.urandom(200) for _ in range(50)]
+    first = [framed(p, True) for p in payloads]
+    again = [framed(p, True) for p in reversed(payloads)]
+    assert all(a is b for a, b in zip(first, reversed(again), strict=True))
+    assert framed(payloads[0], False)[:1] == b"\x81"  # another opcode: framed anew
+    assert framed(payloads[0], True, compressed=True)[:1] == b"\xc2"
+
+
+def test_the_frame_cache_is_bounded() -> None:
+    big = b"b" * (compat.FRAMED_CACHE_BYTES // 3)
+    kept = framed(big, True)
+    for _ in range(3):
+        framed(b"c" * (compat.FRAMED_CACHE_BYTES // 3), True)
+    assert compat._framed_bytes <= compat.FRAMED_CACHE_BYTES
+    assert framed(big, True) == kept  # dropped and framed again, the same bytes
+
+
 def test_unmask_is_autobahns_xor() -> None:
     for n in (0, 1, 3, 4, 5, 63, 125, 126, 300, 65_535, 70_001):
         payload, mask = os.urandom(n), os.urandom(4)
