@@ -149,6 +149,11 @@ def bench_parse(rounds: int, n: int) -> dict[str, float]:
             "consumer._parse": timed(consumer_parse, rounds, n)}
 
 
+def limits_for(members: int) -> Limits:
+    """The default limits, with room for ``members`` players (``--members 1000``)."""
+    return Limits(max_players=max(Limits().max_players, members))
+
+
 def fields_of(i: int) -> dict[str, Any]:
     return {"x": 500, "y": 500, "playerName": f"bench-{i}"}
 
@@ -157,7 +162,7 @@ def bench_room(room_type: str, members: int, ticks: int, rounds: int) -> float:
     """µs per ``Room.update_player`` of the workload's patches."""
     best = float("inf")
     for _ in range(rounds):
-        room = Room("r1", get_room_type(room_type), Limits(), now=time.monotonic())
+        room = Room("r1", get_room_type(room_type), limits_for(members), now=time.monotonic())
         players = [f"p{i}" for i in range(members)]
         for i, pid in enumerate(players):
             room.join(pid, fields_of(i), now=time.monotonic())
@@ -203,7 +208,7 @@ def store_round(
     hub._loop = loop
     directory = MemoryDirectory()
     directory.configs["r1"] = RoomConfig("r1", name="r1", room_type=room_type)
-    store = MemoryRoomStore(hub, directory, limits=Limits(), grace_seconds=30.0,
+    store = MemoryRoomStore(hub, directory, limits=limits_for(members), grace_seconds=30.0,
                             persistence=NullPersistence())
     conns = [NullMember() for _ in range(members)]
 
