@@ -319,17 +319,19 @@ class RoomFanout:
 
     def _send_batch(self, member: Member, batch: _Batch, start: int) -> None:
         """Write ``member``'s frames of ``batch`` from ``start`` and move its chain on."""
+        unsent = self.unsent
         key = id(member)
-        sent = self.unsent.get(key, member.synced_version)
+        sent = unsent.get(key, member.synced_version) if unsent else member.synced_version
         frames, sent, seen, resync = batch.frames_from(
             start, member.codec, sent, member.player_id)
+        write = self.hub.write
         for data in frames:
-            self.hub.write(member, data)
+            write(member, data)
         member.synced_version = seen
         if sent < seen:
-            self.unsent[key] = sent
-        else:
-            self.unsent.pop(key, None)
+            unsent[key] = sent
+        elif unsent:
+            unsent.pop(key, None)
         if resync:  # its own player joined or left: where it stands is new (views by place)
             if member.player_id in (self.state_source()[1].get("players") or {}):
                 self.send_full_state(member, resumed=False)
@@ -523,7 +525,8 @@ class RoomFanout:
             self._add_lag(member, batch.items)
             self._catch_up(member)
             return
-        start = batch.start_for(member.synced_version)
+        synced = member.synced_version
+        start = 0 if synced == batch.base else batch.start_for(synced)  # per member: no call
         if start is None:
             return
         if member.writer.backlog() > LAG_HIGH:
@@ -612,7 +615,7 @@ class _Batch:
     the member stands: its place before ``items[start]`` and each item that moves
     it (``InterestBatch.trajectory``), so members in one cell share frames."""
 
-    __slots__ = ("_audience", "_cache", "_frames", "items", "places", "room_id", "rule",
+    __slots__ = ("_audience", "_cache", "_frames", "base", "items", "places", "room_id", "rule",
                  "table", "timestamp")
 
     def __init__(
@@ -622,6 +625,8 @@ class _Batch:
         self.room_id = room_id
         self.places = places
         self.items = [item for item in items if item.kind is not None]
+        #: the version the first item starts from (None: no items)
+        self.base = self.items[0].base_version if self.items else None
         self.timestamp = timestamp
         self.rule: ViewRule = rule or _DEFAULT_VIEW
         self.table = table
@@ -636,6 +641,9 @@ class _Batch:
         self._cache: dict[tuple[Any, ...], tuple[list[bytes], int, int, bool]] = {}
 
     def start_for(self, synced_version: int) -> int | None:
+        """The index of the member's next item (None: it has them all)."""
+        if synced_version == self.base:  # the common case: the member is at the tick's start
+            return 0
         for index, item in enumerate(self.items):
             if item.version > synced_version:
                 if item.base_version != synced_version:

@@ -307,6 +307,10 @@ class Interest:
         return None
 
 
+#: the trajectory of a spectator (and of "everyone else")
+_SPECTATING: tuple[Any, tuple[tuple[int, Any], ...]] = (SPECTATOR, ())
+
+
 def _sees(place: Place | None, near: Collection[Place] | None) -> bool:
     return place is None or near is None or place in near
 
@@ -488,11 +492,13 @@ class InterestBatch:
     every object was after each item, and each item's patch cut by place. It answers
     one view (a trajectory of the viewer's places) at a time: :func:`interest_frames`."""
 
-    __slots__ = ("first_place", "index", "interest", "movelog", "moves_of", "steps",
-                 "timed", "timeline")
+    __slots__ = ("first_place", "index", "interest", "movelog", "moves_of", "place_of",
+                 "steps", "timed", "timeline")
 
     def __init__(self, index: InterestIndex) -> None:
         self.index = index
+        #: ``index.place_of`` (the same dict, moved by ``advance``), read once per member
+        self.place_of = index.place_of
         self.interest = index.interest
         self.steps: list[_Step] = []
         #: key → [(-1, value before the tick), (item index, value after it), ...];
@@ -547,11 +553,11 @@ class InterestBatch:
         moves it: what its frames of the tick depend on (members with the same
         trajectory, and the same private view, share them)."""
         if viewer is None:
-            return SPECTATOR, ()
+            return _SPECTATING
         key = ("players", viewer)
         moves = self.moves_of.get(key)
-        if moves is None:
-            place = self.index.place_of.get(key, ABSENT)
+        if moves is None:  # per member per tick: kept to two lookups
+            place = self.place_of.get(key, ABSENT)
             return (SPECTATOR if place is ABSENT else place), ()
         at = self.place_at(key, start - 1)
         later = tuple((k, SPECTATOR if p is ABSENT else p) for k, p in moves if k >= start)
