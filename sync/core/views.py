@@ -420,7 +420,7 @@ class InterestIndex:
         return what the frames of the tick need to know of places."""
         batch = InterestBatch(self)
         interest = self.interest
-        fields = interest.fields
+        fields, place = interest.fields, interest.place
         objects, place_of = self.objects, self.place_of
         # a tick's DELTAs are composed into one item (the hub's publish): then the room
         # after it is ``objects`` and no per-object timeline is needed
@@ -432,30 +432,35 @@ class InterestIndex:
                                  f"->{item.version}")
             step = _Step(item.kind)
             batch.steps.append(step)
+            stay = step.stay
             patch = item.patch
-            for section in SECTIONS:
+            for target, section in enumerate(SECTIONS):
                 parts = patch.get(section)
                 if type(parts) is not dict:
                     continue
+                # per changed object of every tick: the loop is kept to plain lookups
                 for oid, part in parts.items():
                     key = (section, oid)
                     old = objects.get(key)
-                    if part is None:
+                    if type(part) is dict:
+                        new = apply_patch(old, part)
+                        if old is None:
+                            before = ABSENT
+                            after = place(section, oid, new)
+                        else:
+                            before = place_of.get(key, ABSENT)
+                            after = (before if fields and fields.isdisjoint(part)
+                                     else place(section, oid, new))
+                    elif part is None:
                         if old is None:
                             continue
                         new = None
-                    elif type(part) is dict:
-                        new = apply_patch(old, part)
+                        before = place_of.get(key, ABSENT)
+                        after = ABSENT
                     else:
                         new = part
-                    before = place_of.get(key, ABSENT) if old is not None else ABSENT
-                    if new is None:
-                        after = ABSENT
-                    elif (old is not None and fields and type(part) is dict
-                          and fields.isdisjoint(part)):
-                        after = before
-                    else:
-                        after = interest.place(section, oid, new)
+                        before = ABSENT if old is None else place_of.get(key, ABSENT)
+                        after = place(section, oid, new)
                     if timeline is not None:
                         line = timeline.get(key)
                         if line is None:
@@ -466,10 +471,10 @@ class InterestIndex:
                     else:
                         objects[key] = new
                     if after == before and before is not ABSENT:
-                        bucket = step.stay.get(before)
+                        bucket = stay.get(before)
                         if bucket is None:
-                            bucket = step.stay[before] = ({}, {})
-                        bucket[0 if section == "players" else 1][oid] = part
+                            bucket = stay[before] = ({}, {})
+                        bucket[target][oid] = part
                         continue
                     if before is not ABSENT:
                         self._drop(key)
