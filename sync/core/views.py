@@ -587,12 +587,16 @@ class InterestBatch:
                 for players, entities in step.stay.values():
                     parts[0].update(players)
                     parts[1].update(entities)
-            else:
+            else:  # per view per tick: a bucket's other section is often empty
+                stay = step.stay
+                players, entities = parts
                 for place in (None, *near_before):
-                    bucket = step.stay.get(place)
+                    bucket = stay.get(place)
                     if bucket is not None:
-                        parts[0].update(bucket[0])
-                        parts[1].update(bucket[1])
+                        if bucket[0]:
+                            players.update(bucket[0])
+                        if bucket[1]:
+                            entities.update(bucket[1])
         else:
             near_before, near_after = near(at_before), near(at_after)
             for place, (players, entities) in step.stay.items():
