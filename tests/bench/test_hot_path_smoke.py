@@ -26,6 +26,17 @@ def test_hot_path_prints_every_operation() -> None:
     assert all(value > 0 for value in figures.values())
 
 
+def test_hot_path_takes_more_members_than_a_room_holds_by_default() -> None:
+    done = subprocess.run(  # the default room limit is 64 players
+        [sys.executable, "-m", "bench.hot_path", "--rounds", "1", "--ticks", "2",
+         "--members", "70", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["world flush / tick"] > 0
+
+
 def test_history_writer_writes_chunks_and_keeps_them_bounded(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.history_writer", "--kept", "500", "--changes", "400",
