@@ -519,20 +519,36 @@ class RoomFanout:
             return None
 
     def _deliver_all(self, batch: _Batch) -> None:
-        """``_deliver`` to every member, its common case (a member in step at the
-        tick's start, its socket not backed up) inline: this loop is most of the
-        flush of a large room."""
+        """``_deliver`` to every member, its common case inline: a member in step at
+        the tick's start whose socket is not backed up. When the batch has one view
+        (``_Batch.uniform``) and no member has versions held back, such a member's
+        frames depend on its codec alone and are looked up once per codec. This
+        loop is most of the flush of a large room, and of a workload-C room."""
         base = batch.base
         send = self._send_batch
+        write = self.hub.write
+        shared: dict[Codec, tuple[list[bytes], int, int, bool]] | None = (
+            {} if batch.uniform else None)
         for member in list(self.members.values()):
-            if member.lag is None and not member.needs_full_state and (
-                    member.synced_version == base):
-                if member.writer.backlog() > LAG_HIGH:
-                    self._fall_behind(member, batch)
-                else:
-                    send(member, batch, 0)
-            else:
+            if member.lag is not None or member.needs_full_state or (
+                    member.synced_version != base):
                 self._deliver(member, batch)
+            elif member.writer.backlog() > LAG_HIGH:
+                self._fall_behind(member, batch)
+            elif shared is None or self.unsent:
+                send(member, batch, 0)
+            else:
+                codec = member.codec
+                got = shared.get(codec)
+                if got is None:
+                    got = shared[codec] = batch.frames_from(0, codec, base, None)
+                frames, sent, seen, _ = got
+                if sent < seen:  # it would hold versions back: the bookkeeping of _send_batch
+                    send(member, batch, 0)
+                    continue
+                for data in frames:
+                    write(member, data)
+                member.synced_version = seen
 
     def _deliver(self, member: Member, batch: _Batch) -> None:
         if member.lag is not None or member.needs_full_state:
@@ -633,7 +649,7 @@ class _Batch:
     it (``InterestBatch.trajectory``), so members in one cell share frames."""
 
     __slots__ = ("_audience", "_cache", "_frames", "base", "items", "places", "room_id", "rule",
-                 "table", "timestamp")
+                 "table", "timestamp", "uniform")
 
     def __init__(
         self, room_id: str, items: list[Pending], timestamp: int, rule: ViewRule | None = None,
@@ -654,6 +670,8 @@ class _Batch:
             if item.audience is not None:
                 audience = union(audience, item.audience)
         self._audience = audience
+        #: one view: every member at one place in the chain gets the same frames in a codec
+        self.uniform = places is None and audience is None
         self._frames: dict[tuple[Any, ...], tuple[list[dict[str, Any]], int, int, bool]] = {}
         self._cache: dict[tuple[Any, ...], tuple[list[bytes], int, int, bool]] = {}
 
