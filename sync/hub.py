@@ -520,30 +520,35 @@ class RoomFanout:
 
     def _deliver_all(self, batch: _Batch) -> None:
         """``_deliver`` to every member, its common case inline: a member in step at
-        the tick's start whose socket is not backed up. When the batch has one view
-        (``_Batch.uniform``) and no member has versions held back, such a member's
-        frames depend on its codec alone and are looked up once per codec. This
+        the tick's start whose socket is not backed up. When the tick touches no
+        private field (``_Batch.public``), such a member's frames depend only on its
+        codec and, with places, its trajectory, unless it has versions held back
+        (``unsent``): they are looked up once per (codec, trajectory) here. This
         loop is most of the flush of a large room, and of a workload-C room."""
         base = batch.base
+        places = batch.places
         send = self._send_batch
         write = self.hub.write
-        shared: dict[Codec, tuple[list[bytes], int, int, bool]] | None = (
-            {} if batch.uniform else None)
+        unsent = self.unsent
+        shared: dict[Any, tuple[list[bytes], int, int, bool]] | None = (
+            {} if batch.public else None)
         for member in list(self.members.values()):
             if member.lag is not None or member.needs_full_state or (
                     member.synced_version != base):
                 self._deliver(member, batch)
             elif member.writer.backlog() > LAG_HIGH:
                 self._fall_behind(member, batch)
-            elif shared is None or self.unsent:
+            elif shared is None or (unsent and id(member) in unsent):
                 send(member, batch, 0)
             else:
                 codec = member.codec
-                got = shared.get(codec)
+                view = codec if places is None else (
+                    codec, places.trajectory(member.player_id, 0))
+                got = shared.get(view)
                 if got is None:
-                    got = shared[codec] = batch.frames_from(0, codec, base, None)
-                frames, sent, seen, _ = got
-                if sent < seen:  # it would hold versions back: the bookkeeping of _send_batch
+                    got = shared[view] = batch.frames_from(0, codec, base, member.player_id)
+                frames, sent, seen, resync = got
+                if sent < seen or resync:  # the rest of _send_batch's bookkeeping
                     send(member, batch, 0)
                     continue
                 for data in frames:
@@ -648,8 +653,8 @@ class _Batch:
     the member stands: its place before ``items[start]`` and each item that moves
     it (``InterestBatch.trajectory``), so members in one cell share frames."""
 
-    __slots__ = ("_audience", "_cache", "_frames", "base", "items", "places", "room_id", "rule",
-                 "table", "timestamp", "uniform")
+    __slots__ = ("_audience", "_cache", "_frames", "base", "items", "places", "public",
+                 "room_id", "rule", "table", "timestamp")
 
     def __init__(
         self, room_id: str, items: list[Pending], timestamp: int, rule: ViewRule | None = None,
@@ -670,8 +675,8 @@ class _Batch:
             if item.audience is not None:
                 audience = union(audience, item.audience)
         self._audience = audience
-        #: one view: every member at one place in the chain gets the same frames in a codec
-        self.uniform = places is None and audience is None
+        #: no private field in the tick: a member's view depends on where it stands alone
+        self.public = audience is None
         self._frames: dict[tuple[Any, ...], tuple[list[dict[str, Any]], int, int, bool]] = {}
         self._cache: dict[tuple[Any, ...], tuple[list[bytes], int, int, bool]] = {}
 

@@ -418,6 +418,34 @@ def test_members_in_one_cell_share_frames_and_views_follow_a_move_in_the_same_ti
         assert len(members["c"].writer.frames) == 2  # FULL_STATE, its own move: never saw a
 
 
+def test_a_member_that_saw_nothing_of_a_tick_gets_its_versions_folded_into_the_next():
+    # members in step share their frames' lookup by place; one holding versions back
+    # (nothing in its view changed) must not take a neighbour's frames from later on
+    with hand_driven(SMALL) as (_hub, room, fanout):
+        room.join("a", {"x": 1, "y": 1}, now=0)  # cell (0, 0)
+        room.join("b", {"x": 35, "y": 35}, now=0)  # cell (3, 3)
+        room.join("c", {"x": 36, "y": 36}, now=0)  # cell (3, 3)
+        fanout.reindex()
+        members = {pid: Member(pid) for pid in ("a", "b", "c")}
+        for member in members.values():
+            fanout.attach(member)
+            fanout.send_full_state(member, resumed=False)
+        start = room.version
+        fanout.publish(room.update_player("b", {"x": 34}, now=0, server=True))
+        fanout.flush()
+        assert fanout.unsent == {id(members["a"]): start}
+        fanout.publish(room.update_player("a", {"x": 2}, now=0, server=True))
+        fanout.publish(room.update_player("c", {"x": 37}, now=0, server=True))
+        fanout.flush()
+        a, b, c = (members[pid].writer.frames[-1] for pid in ("a", "b", "c"))
+        assert (a["baseVersion"], a["version"], a["payload"]) == (
+            start, start + 3, {"players": {"a": {"x": 2}}})
+        assert (b["baseVersion"], b["version"], b["payload"]) == (
+            start + 1, start + 3, {"players": {"c": {"x": 37}}})
+        assert c == b
+        assert not fanout.unsent
+
+
 @settings(max_examples=150, deadline=None)
 @given(ops, st.sampled_from(sorted(RULES)))
 def test_the_index_looks_up_the_same_view_as_a_scan_of_the_state(script, rule_name):
