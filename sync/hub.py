@@ -522,15 +522,15 @@ class RoomFanout:
         """``_deliver`` to every member, its common case inline: a member in step at
         the tick's start whose socket is not backed up. When the tick touches no
         private field (``_Batch.public``), such a member's frames depend only on its
-        codec and, with places, its trajectory, unless it has versions held back
-        (``unsent``): they are looked up once per (codec, trajectory) here. This
-        loop is most of the flush of a large room, and of a workload-C room."""
+        codec, the version of its last frame and, with places, its trajectory: they
+        are looked up by those here, and its chain moved on as ``_send_batch`` does.
+        This loop is most of the flush of a large room, and of a workload-C room."""
         base = batch.base
         places = batch.places
         send = self._send_batch
         write = self.hub.write
         unsent = self.unsent
-        shared: dict[Any, tuple[list[bytes], int, int, bool]] | None = (
+        shared: dict[tuple[Any, ...], tuple[list[bytes], int, int, bool]] | None = (
             {} if batch.public else None)
         for member in list(self.members.values()):
             if member.lag is not None or member.needs_full_state or (
@@ -538,22 +538,28 @@ class RoomFanout:
                 self._deliver(member, batch)
             elif member.writer.backlog() > LAG_HIGH:
                 self._fall_behind(member, batch)
-            elif shared is None or (unsent and id(member) in unsent):
+            elif shared is None:
                 send(member, batch, 0)
             else:
+                held = unsent.get(id(member)) if unsent else None
+                sent = base if held is None else held
                 codec = member.codec
-                view = codec if places is None else (
-                    codec, places.trajectory(member.player_id, 0))
+                view = (codec, sent) if places is None else (
+                    codec, sent, places.trajectory(member.player_id, 0))
                 got = shared.get(view)
                 if got is None:
-                    got = shared[view] = batch.frames_from(0, codec, base, member.player_id)
+                    got = shared[view] = batch.frames_from(0, codec, sent, member.player_id)
                 frames, sent, seen, resync = got
-                if sent < seen or resync:  # the rest of _send_batch's bookkeeping
+                if resync:  # nothing done yet: _send_batch sends these and the FULL_STATE
                     send(member, batch, 0)
                     continue
                 for data in frames:
                     write(member, data)
                 member.synced_version = seen
+                if sent < seen:
+                    unsent[id(member)] = sent
+                elif held is not None:
+                    del unsent[id(member)]
 
     def _deliver(self, member: Member, batch: _Batch) -> None:
         if member.lag is not None or member.needs_full_state:
