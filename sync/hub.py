@@ -530,7 +530,7 @@ class RoomFanout:
         send = self._send_batch
         write = self.hub.write
         unsent = self.unsent
-        shared: dict[tuple[Any, ...], tuple[list[bytes], int, int, bool]] | None = (
+        shared: dict[Any, tuple[list[bytes], int, int, bool]] | None = (
             {} if batch.public else None)
         for member in list(self.members.values()):
             if member.lag is not None or member.needs_full_state or (
@@ -541,14 +541,16 @@ class RoomFanout:
             elif shared is None:
                 send(member, batch, 0)
             else:
-                held = unsent.get(id(member)) if unsent else None
-                sent = base if held is None else held
+                held = unsent.get(id(member)) if unsent else None  # its last frame's version
                 codec = member.codec
-                view = (codec, sent) if places is None else (
-                    codec, sent, places.trajectory(member.player_id, 0))
+                if places is not None:
+                    view: Any = (codec, held, places.trajectory(member.player_id, 0))
+                else:
+                    view = codec if held is None else (codec, held)
                 got = shared.get(view)
                 if got is None:
-                    got = shared[view] = batch.frames_from(0, codec, sent, member.player_id)
+                    got = shared[view] = batch.frames_from(
+                        0, codec, base if held is None else held, member.player_id)
                 frames, sent, seen, resync = got
                 if resync:  # nothing done yet: _send_batch sends these and the FULL_STATE
                     send(member, batch, 0)
