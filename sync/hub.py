@@ -48,6 +48,10 @@ audience and "everyone else" otherwise — so a room without private fields
 still costs one encoding per codec per tick. A change a member cannot see
 sends it nothing by itself: its versions wait (``RoomFanout.unsent``) and are
 folded into the member's next frame (``sync.core.views.member_frames``).
+The per-member work of a tick is most of a large room's flush: a member in
+step whose view does not depend on who it is (no private field in the tick)
+finds its frames by codec, last sent version and place alone
+(``RoomFanout._deliver_all``).
 
 A room type with an *interest* (value-dependent views: the ``world`` grid)
 also has its places here (``RoomFanout.index``, a
