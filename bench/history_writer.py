@@ -10,7 +10,8 @@ once retention deletes as many as it inserts.
 A PostgreSQL database is created for the run and dropped after (it must not exist);
 SQLite is a file in a temporary directory. Prints the writer thread's CPU ms per
 batch after the first ``--skip`` batches (by then every room is past
-``--kept`` plus the margin, so each batch also prunes): the whole history write,
+``--kept`` plus the margin, so each batch also prunes): the whole batch
+(``write_batch``: the snapshots, their pruning and sessions too), the history write,
 the check for repeats, and the floor moves (``advance_floor``); the last line is
 ``BENCH_HISTORY_WRITER {...}``. The server's own CPU under load is bench.compare's.
 """
@@ -90,12 +91,13 @@ def measure(args: argparse.Namespace, url: str) -> int:
     versions = dict.fromkeys(rooms, 0)
     players: dict[str, dict[str, Any]] = {room: {} for room in rooms}
     spent: dict[str, float] = {}
-    for module, name in ((writer, "_write_history"), (writer, "_stored_versions"),
-                         (history, "advance_floor")):
+    for module, name in ((writer, "write_batch"), (writer, "_write_history"),
+                         (writer, "_stored_versions"), (history, "advance_floor")):
         setattr(module, name, timed(name, spent, getattr(module, name)))
 
     floors: dict[int, int] = {}
     tops: dict[int, int] = {}  # the writer's caches, as BackgroundWriter keeps them
+    players_written: dict[str, frozenset[str]] = {}
     # (a tree from before the checkpoints runs too, to compare: copy this file into it)
     held = ({"checkpoints": history.Checkpoints(kept=args.kept)}
             if hasattr(history, "Checkpoints") else {})
@@ -121,8 +123,11 @@ def measure(args: argparse.Namespace, url: str) -> int:
             spent.clear()
         with transaction.atomic():
             writer.write_batch(batch, kept=10, history_kept=args.kept, floors=floors, **held,
+                               players_written=players_written,
                                **({"tops": tops} if "tops" in signature(writer.write_batch)
                                   .parameters else {}))
+        for room, snapshot in batch.snapshots.items():
+            players_written[room] = writer.players_of(snapshot)
     measured = args.batches - args.skip
     per_batch = {name: round(seconds / measured * 1000, 1) for name, seconds in spent.items()}
     rows = sum(HistoryChunk.objects.values_list("count", flat=True))
@@ -131,8 +136,9 @@ def measure(args: argparse.Namespace, url: str) -> int:
                "rooms": args.rooms, "batches_measured": measured, "cpu_ms_per_batch": per_batch,
                "records_at_end": rows, "chunks_at_end": chunks}
     print(f"{connection.vendor}: {args.changes} changes a batch, {args.rooms} rooms, kept "
-          f"{args.kept}; writer CPU ms per batch over {measured}: history "
-          f"{per_batch.get('_write_history')}, repeat check {per_batch.get('_stored_versions')}, "
+          f"{args.kept}; writer CPU ms per batch over {measured}: whole batch "
+          f"{per_batch.get('write_batch')}, history {per_batch.get('_write_history')}, "
+          f"repeat check {per_batch.get('_stored_versions')}, "
           f"floor moves {per_batch.get('advance_floor')}; {rows} records in {chunks} chunks "
           "at the end")
     print("BENCH_HISTORY_WRITER " + orjson.dumps(summary).decode())
