@@ -471,15 +471,16 @@ def _end_vanished_sessions(
     snapshot written by this process only the players gone since then.
     """
     players = players_of(snapshot)
+    gone = before - players if before is not None else None
+    if gone is not None and not gone:
+        return  # nobody left since: no query (building one costs more than the check)
     live = PlayerSession.objects.filter(
         room_id=room_pk, ended_at__isnull=True, created_at__lt=snapshot.taken_at
     )
-    if before is None:
+    if gone is None:
         live = live.exclude(player_id__in=list(players))
-    elif before - players:
-        live = live.filter(player_id__in=list(before - players))
     else:
-        return
+        live = live.filter(player_id__in=list(gone))
     live.update(ended_at=now, end_reason=reason)
 
 
