@@ -79,6 +79,8 @@ MAX_PENDING_CHANGES = 200_000
 #: loop's latency (see docs/performance.md, history)
 HISTORY_CHUNK_ROWS = 200
 HISTORY_PAUSE = 0.002
+#: Room pks the writer keeps (room id → pk); past it the cache starts again.
+MAX_CACHED_ROOMS = 10_000
 #: How long a clean stop waits for the last writes.
 SHUTDOWN_TIMEOUT = 10.0
 BACKOFF_FIRST = 0.5
@@ -179,6 +181,7 @@ def write_batch(
     batch: Batch, *, kept: int, players_written: dict[str, frozenset[str]] | None = None,
     history_kept: int = 10_000, floors: dict[int, int] | None = None,
     checkpoints: history.Checkpoints | None = None, tops: dict[int, int] | None = None,
+    pk_cache: dict[str, int] | None = None,
 ) -> None:
     """Write one batch in the calling thread and transaction. Idempotent: safe to retry.
 
@@ -186,14 +189,16 @@ def write_batch(
     the search for sessions to end to the players that vanished since; ``floors``
     (room pk → first kept history version, the writer's cache) saves a query a room,
     and ``tops`` (room pk → the newest version it stored) the check for repeats;
-    ``checkpoints`` (the writer's) lets retention move a floor without a replay.
+    ``checkpoints`` (the writer's) lets retention move a floor without a replay;
+    ``pk_cache`` (room id → pk, the writer's) saves the query for the rooms it holds
+    (the caller forgets a room's entry when its row may have gone: ``BackgroundWriter``).
     """
     now = timezone.now()
     wanted = set(batch.snapshots) | set(batch.closed)
     wanted.update(room_id for room_id, _ in batch.documents)
     wanted.update(w.issued[0] for w in batch.sessions.values() if w.issued)
     wanted.update(map(itemgetter(0), batch.changes))  # every record's room id
-    pks = dict(Room.objects.filter(room_id__in=wanted).values_list("room_id", "pk"))
+    pks = _room_pks(wanted, {} if pk_cache is None else pk_cache)
 
     # Sessions first: a token is on disk no later than the snapshot holding its player.
     created = []
@@ -254,6 +259,17 @@ def write_batch(
     _write_documents(batch.documents.values(), pks)
     for room_id, closed_at in batch.closed.items():
         Room.objects.filter(room_id=room_id, closed_at__isnull=True).update(closed_at=closed_at)
+
+
+def _room_pks(wanted: set[str], cache: dict[str, int]) -> dict[str, int]:
+    """The pks of the ``wanted`` rooms that have a row, looking up only those ``cache``
+    lacks (a room without a row is looked up again next time: it may get one)."""
+    missing = wanted.difference(cache)
+    if missing:
+        if len(cache) >= MAX_CACHED_ROOMS:
+            cache.clear()  # rooms that went idle without a close: start again
+        cache.update(Room.objects.filter(room_id__in=missing).values_list("room_id", "pk"))
+    return {room_id: cache[room_id] for room_id in wanted if room_id in cache}
 
 
 def _prune(room_pks: list[int], *, kept: int) -> None:
@@ -530,6 +546,9 @@ class BackgroundWriter:
         self._wakeup = threading.Event()
         self._failures = 0
         self._players_written: dict[str, frozenset[str]] = {}
+        #: room id → its row's pk (``write_batch``): rooms are rarely created, so one
+        #: query a batch for rows that did not change was the cost of every batch
+        self._room_pks: dict[str, int] = {}
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="kasagi-persistence", daemon=True)
         self._thread.start()
@@ -655,18 +674,30 @@ class BackgroundWriter:
                 logger.error("persistence record refused by the database, dropped: %s", exc)
 
     def _write_one(self, batch: Batch) -> None:
+        try:
+            self._write_once(batch)
+        except (IntegrityError, DataError):
+            if not self._room_pks:
+                raise
+            # A room's row deleted (and maybe made again) since its pk was cached fails
+            # the foreign keys: look every room up again, as the first write did.
+            self._room_pks.clear()
+            self._write_once(batch)
+
+    def _write_once(self, batch: Batch) -> None:
         floors = dict(self._floors)  # kept only if the transaction commits
         tops = dict(self._tops)
         with transaction.atomic():
             write_batch(batch, kept=self.kept, players_written=self._players_written,
                         history_kept=self.history_kept, floors=floors, tops=tops,
-                        checkpoints=self._checkpoints)
+                        checkpoints=self._checkpoints, pk_cache=self._room_pks)
         self._floors = floors
         self._tops = tops
         for room_id, snapshot in batch.snapshots.items():
             self._players_written[room_id] = players_of(snapshot)
         for room_id in batch.closed:
             self._players_written.pop(room_id, None)
+            self._room_pks.pop(room_id, None)  # a closed room's row is the one deleted
 
     def _back_off(self, waiting: int) -> bool:
         """Sleep before a retry; False when a stop's deadline has passed (give up)."""
