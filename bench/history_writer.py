@@ -98,6 +98,7 @@ def measure(args: argparse.Namespace, url: str) -> int:
     floors: dict[int, int] = {}
     tops: dict[int, int] = {}  # the writer's caches, as BackgroundWriter keeps them
     players_written: dict[str, frozenset[str]] = {}
+    caches: dict[str, dict[Any, Any]] = {"tops": tops, "pk_cache": {}}  # those it takes
     # (a tree from before the checkpoints runs too, to compare: copy this file into it)
     held = ({"checkpoints": history.Checkpoints(kept=args.kept)}
             if hasattr(history, "Checkpoints") else {})
@@ -124,8 +125,8 @@ def measure(args: argparse.Namespace, url: str) -> int:
         with transaction.atomic():
             writer.write_batch(batch, kept=10, history_kept=args.kept, floors=floors, **held,
                                players_written=players_written,
-                               **({"tops": tops} if "tops" in signature(writer.write_batch)
-                                  .parameters else {}))
+                               **{name: cache for name, cache in caches.items()
+                                  if name in signature(writer.write_batch).parameters})
         for room, snapshot in batch.snapshots.items():
             players_written[room] = writer.players_of(snapshot)
     measured = args.batches - args.skip
