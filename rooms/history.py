@@ -235,7 +235,7 @@ def drop_through(room_pk: int, version: int) -> None:
     HistoryChunk.objects.filter(room_id=room_pk, version__lte=version).delete()
     for chunk in HistoryChunk.objects.filter(
         room_id=room_pk, base_version__lt=version, version__gt=version,
-    ):
+    ).order_by():  # any order: the model's ("room", …) joins the room row to sort by it
         _keep(chunk, [r for r in decode_records(chunk.records) if r.version > version])
     RoomChange.objects.filter(room_id=room_pk, version__lte=version).delete()
 
@@ -246,7 +246,7 @@ def drop_above(room_pk: int, version: int) -> None:
     HistoryChunk.objects.filter(room_id=room_pk, base_version__gte=version).delete()
     for chunk in HistoryChunk.objects.filter(
         room_id=room_pk, base_version__lt=version, version__gt=version,
-    ):
+    ).order_by():
         _keep(chunk, [r for r in decode_records(chunk.records) if r.version <= version])
     RoomChange.objects.filter(room_id=room_pk, version__gt=version).delete()
 

@@ -274,7 +274,7 @@ def _room_pks(wanted: set[str], cache: dict[str, int]) -> dict[str, int]:
 
 def _prune(room_pks: list[int], *, kept: int) -> None:
     """Keep the newest ``kept`` snapshots of each room, and its history's floor (§15)."""
-    ranked = RoomSnapshot.objects.filter(room_id__in=room_pks).annotate(
+    ranked = RoomSnapshot.objects.filter(room_id__in=room_pks).order_by().annotate(
         rank=Window(RowNumber(), partition_by=[F("room_id")], order_by=F("version").desc())
     )
     stale = list(ranked.filter(rank__gt=max(kept, 1)).values_list("pk", "room_id", "version"))
