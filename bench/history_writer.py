@@ -12,7 +12,7 @@ SQLite is a file in a temporary directory. Prints the writer thread's CPU ms per
 batch after the first ``--skip`` batches (by then every room is past
 ``--kept`` plus the margin, so each batch also prunes): the whole batch
 (``write_batch``: the snapshots, their pruning and sessions too), the history write,
-the check for repeats, and the floor moves (``advance_floor``); the last line is
+the check for repeats, and the floor moves (``advance_floor``, ``advance_floors``); the last line is
 ``BENCH_HISTORY_WRITER {...}``. The server's own CPU under load is bench.compare's.
 """
 
@@ -94,6 +94,8 @@ def measure(args: argparse.Namespace, url: str) -> int:
     for module, name in ((writer, "write_batch"), (writer, "_write_history"),
                          (writer, "_stored_versions"), (history, "advance_floor")):
         setattr(module, name, timed(name, spent, getattr(module, name)))
+    if hasattr(history, "advance_floors"):  # the floor moves to checkpoints, several at once
+        history.advance_floors = timed("advance_floor", spent, history.advance_floors)
 
     floors: dict[int, int] = {}
     tops: dict[int, int] = {}  # the writer's caches, as BackgroundWriter keeps them

@@ -459,6 +459,7 @@ def _write_history(
     _insert_new(HistoryChunk, CHUNK_COLUMNS, chunks)
     _insert_new(RoomChange, CHANGE_COLUMNS, by_user, json_column="patch")
     margin = history.prune_margin(kept)
+    to_checkpoint: dict[int, tuple[int, dict[str, Any]]] = {}  # floors moved to a checkpoint
     for room_pk, last in newest.items():
         first = floors.get(room_pk)
         if first is None:
@@ -482,10 +483,18 @@ def _write_history(
             # every record again. Only one further back than that bound is replayed.
             if held is not None and last - held[0] > 2 * (kept + margin):
                 held = None
-            moved = history.advance_floor(room_pk, last - kept, newest=last, known=held)
+            if held is not None:
+                to_checkpoint[room_pk] = held  # moved with the others', below
+                continue
+            moved = history.advance_floor(room_pk, last - kept, newest=last)
             if moved is not None:
                 floors[room_pk] = moved + 1
                 checkpoints.drop_below(room_pk, moved)
+    if to_checkpoint:
+        history.advance_floors(to_checkpoint)
+        for room_pk, (moved, _) in to_checkpoint.items():
+            floors[room_pk] = moved + 1
+            checkpoints.drop_below(room_pk, moved)
 
 
 def _author_fields(author: Author) -> tuple[bool, str | None, Any, str | None, str]:

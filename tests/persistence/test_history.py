@@ -299,6 +299,27 @@ def test_a_deleted_users_changes_keep_the_name_and_lose_the_id() -> None:
         None] * 3
 
 
+def test_several_rooms_move_their_floors_at_once_each_to_its_own_version() -> None:
+    """``advance_floors``, as a batch of the writer moves several floors to checkpoints:
+    each room's chunk across its new floor is cut at that room's version, no other."""
+    moved = []
+    for room_id, count, floor in (("h-m1", 30, 10), ("h-m2", 40, 25), ("h-m3", 20, 5)):
+        room = Room.objects.create(room_id=room_id)
+        played = Played(room_id, Author.player())
+        played.play(count)
+        write(played, played.writes)  # one chunk of every record
+        moved.append((room, played, floor))
+    history.advance_floors({room.pk: (floor, played.states[floor])
+                            for room, played, floor in moved})
+    for room, played, floor in moved:
+        assert history.floor_of(room.pk) == floor
+        assert history.record_count(room.pk) == played.room.version - floor
+        assert RoomSnapshot.objects.filter(room=room, version=floor).exists()
+        for version in range(floor, played.room.version + 1):
+            assert history.state_at(room.pk, version) == played.states[version], version
+        assert history.state_at(room.pk, floor - 1) is None
+
+
 def test_a_room_that_changes_faster_than_it_keeps_moves_its_floor_without_a_replay(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
