@@ -252,6 +252,8 @@ def drop_through(room_pk: int, version: int) -> None:
 
 def _drop_through(floors: dict[int, int]) -> None:
     """``drop_through`` of each room pk → version, one query for all of them."""
+    if not floors:
+        return  # an empty Q() would match every row
     below, across = Q(), Q()
     for room_pk, version in floors.items():
         below |= Q(room_id=room_pk, version__lte=version)
