@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from types import CoroutineType
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction
@@ -243,7 +244,7 @@ class SyncConsumer:
                 self._run_inline(self.writer.close(POLICY_VIOLATION, "rate limit exceeded"))
             elif type(parsed) in self.inline_types:
                 METRICS.messages_inline += 1
-                self._run_inline(self._dispatch(parsed, raw))  # type: ignore[arg-type]
+                self._dispatch_inline(parsed, raw)
             else:
                 assert self.reader is not None
                 self.reader.defer({"type": "kasagi.parsed", "parsed": parsed, "raw": raw})
@@ -259,6 +260,28 @@ class SyncConsumer:
             return
         assert self.reader is not None
         self.reader.defer({"type": "kasagi.resume", "coro": step, "awaiting": awaiting})
+
+    def _dispatch_inline(self, parsed: Any, raw: str | bytes) -> None:
+        """``_run_inline(self._dispatch(parsed, raw))`` without the ``_dispatch``
+        coroutine: the handler's own coroutine runs here, refusals answered as
+        ``_dispatch`` answers them; one that waits after all finishes in the task,
+        still inside ``_dispatch``."""
+        try:
+            step = self._handlers[type(parsed)](self, parsed)  # type: ignore[operator]
+            if type(step) is not CoroutineType:
+                self._run_inline(self._dispatch(parsed, raw, step))
+                return
+            try:
+                awaiting = step.send(None)
+            except StopIteration:
+                return
+        except ProtocolError as exc:
+            self._refused(exc, parsed)
+            return
+        except Exception:
+            self._failed(raw)
+            return
+        self._run_inline(self._dispatch(parsed, raw, resume(step, awaiting)))
 
     def _parse(self, raw: str | bytes) -> Any:
         """Rate limit, size and envelope checks: the message, ``_ABUSIVE``, or None
@@ -285,20 +308,33 @@ class SyncConsumer:
         METRICS.messages_in[parsed.TYPE] += 1
         return parsed
 
-    async def _dispatch(self, parsed: Any, raw: str | bytes) -> None:
+    async def _dispatch(
+        self, parsed: Any, raw: str | bytes, step: Awaitable[None] | None = None,
+    ) -> None:
+        """Run the message's handler (or finish ``step``, its awaitable, already made)."""
         try:
-            await self._handlers[type(parsed)](self, parsed)  # type: ignore[operator]
+            if step is None:
+                step = self._handlers[type(parsed)](self, parsed)  # type: ignore[operator]
+            await step  # type: ignore[misc]
         except ProtocolError as exc:
-            if exc.request_id is None:
-                exc.request_id = parsed.request_id
-            if exc.room_id is None:
-                exc.room_id = parsed.room_id
-            self.send_error(exc)
+            self._refused(exc, parsed)
         except Exception:
-            logger.exception("handler failed")
-            error = self._unparsed(
-                raw, ErrorCode.INTERNAL, "internal error; the message had no effect")
-            self.send_error(error)
+            self._failed(raw)
+
+    def _refused(self, exc: ProtocolError, parsed: Any) -> None:
+        """A handler's refusal as an ERROR echoing the message's request and room."""
+        if exc.request_id is None:
+            exc.request_id = parsed.request_id
+        if exc.room_id is None:
+            exc.room_id = parsed.room_id
+        self.send_error(exc)
+
+    def _failed(self, raw: str | bytes) -> None:
+        """A handler failed (call it in the ``except``): logged, ERROR INTERNAL."""
+        logger.exception("handler failed")
+        error = self._unparsed(
+            raw, ErrorCode.INTERNAL, "internal error; the message had no effect")
+        self.send_error(error)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         METRICS.connections -= 1
