@@ -42,6 +42,13 @@ class Room:
     ) -> None:
         self.room_id = room_id
         self.room_type = room_type
+        kind = type(room_type)
+        #: the type checks nothing in an update but its read-only fields (freeform)
+        self._only_server_fields = (
+            kind.player_patch is RoomType.player_patch
+            and kind.check_fields is RoomType.check_fields)
+        #: the type has an ``applied`` hook (the base's does nothing: not called)
+        self._applies = kind.applied is not RoomType.applied
         self.limits = limits
         self.max_players = max_players or limits.max_players
         self.version = version
@@ -121,8 +128,12 @@ class Room:
             self._check_expected(expected_version)
         meta = self.meta[player_id]
         room_type = self.room_type
-        if not server:
+        if server:
+            pass
+        elif not self._only_server_fields:
             patch = room_type.player_patch(current, patch, meta=meta, now=now)
+        elif not room_type.server_fields.isdisjoint(patch):  # the type's own refusal
+            room_type.player_patch(current, patch, meta=meta, now=now)
         effective, updated = effective_update(current, patch)
         if not effective:
             return None
@@ -141,7 +152,8 @@ class Room:
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"room state would exceed {limits.max_room_state_bytes} bytes",
             )
-        room_type.applied(effective, meta=meta, now=now)
+        if self._applies:
+            room_type.applied(effective, meta=meta, now=now)
         self.state_bytes = state_bytes
         sizes[key] = size
         players[player_id] = updated

@@ -139,3 +139,41 @@ def test_a_room_type_is_one_registered_class():
     room.join("p1", {}, now=0)
     assert refused(room.update_entity, "rules", {"a": 1}, player_id="p1") is ErrorCode.FORBIDDEN
     assert room.update_entity("rules", {"a": 1}, player_id=None).version == 2
+
+
+def test_a_player_update_runs_the_room_types_hooks_or_only_the_read_only_rule():
+    room = make_room()
+    room.join("p1", {"name": "A"}, now=0, identity={"userId": 5, "username": "ann"})
+    with pytest.raises(ProtocolError) as info:
+        room.update_player("p1", {"name": "B", "username": "eve"}, now=0)
+    assert (info.value.code, info.value.message) == (
+        ErrorCode.INVALID_UPDATE, "username is read-only")
+    assert room.version == 1 and room.players["p1"]["name"] == "A"
+
+    seen: list[tuple[str, dict]] = []
+
+    class Checked(RoomType):
+        name = "test-checked"
+
+        def check_fields(self, patch, current):
+            if patch.get("hp", 0) < 0:
+                raise ProtocolError(ErrorCode.INVALID_UPDATE, "hp must be >= 0")
+
+        def applied(self, patch, *, meta, now):
+            seen.append(("applied", patch))
+
+    class Rewritten(RoomType):
+        name = "test-rewritten"
+
+        def player_patch(self, current, patch, *, meta, now):
+            return {**patch, "moved": True}
+
+    checked = Room("r", Checked(), Limits())
+    checked.join("p1", {}, now=0)
+    assert refused(checked.update_player, "p1", {"hp": -1}, now=0) is ErrorCode.INVALID_UPDATE
+    checked.update_player("p1", {"hp": 3}, now=0)
+    assert seen == [("applied", {"hp": 3})]
+    rewritten = Room("r", Rewritten(), Limits())
+    rewritten.join("p1", {}, now=0)
+    assert rewritten.update_player("p1", {"hp": 3}, now=0).patch == {
+        "players": {"p1": {"hp": 3, "moved": True}}}
