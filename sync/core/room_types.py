@@ -234,23 +234,34 @@ class PlaneRoomType(RoomType):
         """The speed rule holds for every move along either axis, whatever the player
         holds: a move is checked per axis against the last accepted one (the join
         counts as the first move)."""
-        patch = super().player_patch(current, dict(patch), meta=meta, now=now)
-        x, y = patch.get("x", _ABSENT), patch.get("y", _ABSENT)
+        # RoomType.player_patch's checks, on a copy (check_fields clamps it), inlined
+        patch = dict(patch)
+        if not self.server_fields.isdisjoint(patch):
+            return super().player_patch(current, patch, meta=meta, now=now)  # its refusal
+        self.check_fields(patch, current)
+        get = patch.get
+        x, y = get("x", _ABSENT), get("y", _ABSENT)
         if x is not _ABSENT or y is not _ABSENT:
             since = meta.last_move_at
             if since is None:
                 since = meta.joined_at
             elapsed = now - since
             allowed = self.max_speed * ((0.0 if elapsed < 0.0 else elapsed) + self.jitter_seconds)
-            for axis, new in (("x", x), ("y", y)):
-                if new is _ABSENT:
-                    continue
-                old = current.get(axis)
+            # x then y, written out (no tuple of pairs per move)
+            if x is not _ABSENT:
+                old = current.get("x")
                 kind = type(old)
-                if (kind is int or kind is float) and abs(new - old) > allowed:
-                    raise invalid(
-                        f"move too fast: at most {self.max_speed:g} units per second")
+                if (kind is int or kind is float) and abs(x - old) > allowed:
+                    raise self._too_fast()
+            if y is not _ABSENT:
+                old = current.get("y")
+                kind = type(old)
+                if (kind is int or kind is float) and abs(y - old) > allowed:
+                    raise self._too_fast()
         return patch
+
+    def _too_fast(self) -> ProtocolError:
+        return invalid(f"move too fast: at most {self.max_speed:g} units per second")
 
     def applied(self, patch: dict[str, Any], *, meta: PlayerMeta, now: float) -> None:
         if "x" in patch or "y" in patch:
