@@ -405,14 +405,17 @@ class RoomFanout:
                         composer.add(change.patch)
                         last.patch = composer.patch
                     last.version = change.version
-                    last.audience = union(last.audience, audience)
-                    self._schedule()
+                    if audience is not None:
+                        last.audience = union(last.audience, audience)
+                    if self.handle is None:  # (else the tick is scheduled already)
+                        self._schedule()
                     return
                 except NotComposable:
                     pass
         items.append(Pending(change.kind, change.base_version, change.version, change.patch,
                              change.payload, audience=audience))
-        self._schedule()
+        if self.handle is None:
+            self._schedule()
 
     def publish_event(self, event: OutEvent) -> None:
         """Send an EVENT after every change published before it (see the module doc):
