@@ -288,7 +288,7 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
     async def update(
         self, room_id: str, player_id: str, message: StateUpdate, *, by: Author | None = None,
     ) -> None:
-        live = self._live(room_id)
+        live = self.rooms.get(room_id) or self._live(room_id)  # (_live: the refusal)
         room = live.room
         if message.entity_id is not None:
             change = room.update_entity(
@@ -297,7 +297,7 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
             )
         else:
             change = room.update_player(
-                player_id, message.patch, now=self._now(),
+                player_id, message.patch, now=time.monotonic(),  # self._now(), inlined
                 expected_version=message.expected_version,
             )
             if change is not None:
@@ -438,7 +438,9 @@ class MemoryRoomStore(LoadedRooms, LocalDocuments):
         live.last_change = now = time.time()
         live.log.append(change)
         if not self.sealed:
-            self.hub.publish(room_id, change)
+            fanout = self.hub.rooms.get(room_id)  # Hub.publish, inlined
+            if fanout is not None:
+                fanout.publish(change)
         persistence = self.persistence
         persistence.room_changed(room_id)
         if persistence.history:
