@@ -118,24 +118,28 @@ def parse_envelope(data: Any, limits: Limits) -> ClientMessage:
     """Validate an already decoded frame (JSON or MessagePack)."""
     if type(data) is not dict:
         raise ProtocolError(ErrorCode.BAD_JSON, "frame must be a JSON object")
-    request_id = _request_id(data)
+    request_id = data.get("requestId")
+    if request_id is not None:
+        request_id = _request_id(data)
     room_id = data.get("roomId")
     try:
-        if room_id is not None and not _is_id(room_id):
+        if room_id is not None and (
+            type(room_id) is not str or room_id not in _IDS_SEEN  # _is_id's fast path
+        ) and not _is_id(room_id):
             raise _bad("roomId must match [A-Za-z0-9_.-]{1,64}")
         kind = data.get("type")
-        if kind is None:
-            raise _bad("type is required")
-        if type(kind) is not str:
+        if type(kind) is not str:  # (one test on the way of a valid frame, as below)
+            if kind is None:
+                raise _bad("type is required")
             raise _bad("type must be a string")
         parser = _PARSERS.get(kind)
         if parser is None:
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:64]!r}")
-        payload = data.get("payload", _ABSENT)
-        if payload is _ABSENT:
+        payload = data.get("payload")
+        if type(payload) is not dict:
+            if "payload" in data:
+                raise _bad("payload must be an object")
             payload = {}
-        elif type(payload) is not dict:
-            raise _bad("payload must be an object")
         if kind != "PING" and room_id is None:
             raise _bad(f"roomId is required on {kind}")
         return parser(data, room_id, payload, request_id, limits)
@@ -247,7 +251,8 @@ def _parse_update(
     version = data.get("version")
     if version is not None and type(version) is not int:
         raise _bad("version must be an integer")
-    check_document(payload, limits, "payload")
+    if shape_violation(payload, limits.max_depth, limits.max_key_length) is not None:
+        check_document(payload, limits, "payload")  # its refusal
     return StateUpdate(room_id, payload, entity_id, expected, request_id)
 
 
@@ -297,7 +302,6 @@ def _parse_doc_update(
     return DocUpdate(room_id, _doc_id(payload), binary_field(payload, "update"), request_id)
 
 
-_ABSENT = object()
 _PARSERS: dict[str, Callable[..., ClientMessage]] = {
     "JOIN_ROOM": _parse_join,
     "LEAVE_ROOM": _parse_leave,

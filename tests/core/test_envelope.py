@@ -135,3 +135,31 @@ def test_parser_survives_arbitrary_bytes(raw):
         parse_message(raw, LIMITS)
     except ProtocolError as exc:
         assert exc.code in set(ErrorCode)
+
+
+@pytest.mark.parametrize("frame, message, request_id, room_id", [
+    ({"roomId": "r1", "requestId": 1}, "type is required", 1, "r1"),
+    ({"type": 5, "roomId": "r1", "requestId": 2}, "type must be a string", 2, "r1"),
+    ({"type": "STATE_UPDATE", "roomId": "r1", "requestId": 3, "payload": None},
+     "payload must be an object", 3, "r1"),
+    ({"type": "STATE_UPDATE", "roomId": "r1", "payload": [1]}, "payload must be an object",
+     None, "r1"),
+    ({"type": "STATE_UPDATE", "roomId": ["r1"], "requestId": "q"},
+     "roomId must match [A-Za-z0-9_.-]{1,64}", "q", None),
+    ({"type": "STATE_UPDATE", "roomId": "r/1", "payload": {}},
+     "roomId must match [A-Za-z0-9_.-]{1,64}", None, None),
+    ({"type": "STATE_UPDATE", "roomId": "r1", "requestId": [1], "payload": {}},
+     "requestId must be a string or an integer of at most 64 characters", None, None),
+    ({"type": "STATE_UPDATE", "roomId": "r1", "requestId": 4, "payload": {"k" * 200: 1}},
+     "payload has a key longer than 64 characters", 4, "r1"),
+    ({"type": "STATE_UPDATE", "roomId": "r1", "requestId": 5, "payload": {"a": [[[[[[[[]]]]]]]]}},
+     "payload nests deeper than 8 levels", 5, "r1"),
+    ({"type": "STATE_UPDATE", "roomId": "r1", "requestId": 6, "payload": {"a": [[[[]]]]}},
+     None, 6, "r1"),
+])
+def test_refusals_say_what_is_wrong_and_echo_what_is_valid(frame, message, request_id, room_id):
+    if message is None:  # within the limits: parsed
+        assert parse(frame) == StateUpdate("r1", frame["payload"], request_id=request_id)
+        return
+    error = refusal(frame)
+    assert (error.message, error.request_id, error.room_id) == (message, request_id, room_id)
