@@ -59,8 +59,10 @@ class Codec:
         return orjson.dumps(message)
 
     def inbound(self) -> Inbound:
-        """The decoder of one new connection's frames."""
-        return _Bin1Inbound() if self.tabled else self
+        """The decoder of one new connection's frames (JSON's: ``decode_json`` itself)."""
+        if self.tabled:
+            return _Bin1Inbound()
+        return self if self.binary else _JSON_INBOUND
 
     def decode(self, raw: str | bytes) -> Any:
         """One client frame as Python values; ProtocolError BAD_JSON if it is not one.
@@ -128,6 +130,17 @@ def decode_json(raw: str | bytes) -> Any:
         return orjson.loads(raw)
     except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid JSON") from exc
+
+
+class _JsonInbound:
+    """A JSON connection's incoming frames: what ``Codec.decode`` does for a text
+    codec, without its tests per frame."""
+
+    __slots__ = ()
+    decode = staticmethod(decode_json)
+
+
+_JSON_INBOUND = _JsonInbound()
 
 
 def decode_msgpack(raw: bytes) -> Any:

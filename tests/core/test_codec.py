@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.core.codec import JSON, MSGPACK, codec_for
+from sync.core.codec import JSON, JSON_DEFLATE, MSGPACK, codec_for
 from sync.core.errors import ErrorCode, ProtocolError
 from sync.directory import Identity
 
@@ -76,3 +76,19 @@ def test_uuid_user_ids_travel_as_strings():
     fields = Identity(user_id=uid, username="ann").player_fields()
     assert fields == {"userId": str(uid), "username": "ann"}
     assert Identity(user_id=42, username="bob").player_fields()["userId"] == 42
+
+
+@pytest.mark.parametrize("codec", [JSON, JSON_DEFLATE, MSGPACK])
+def test_a_connections_inbound_decodes_as_its_codec_does(codec):
+    inbound = codec.inbound()
+    frames = ['{"type":"PING","n":1.5}', b'{"type":"PING"}', msgpack.packb({"type": "PING"}),
+              b"\xff", "[1,", "", b""]
+    for raw in frames:
+        try:
+            expected = codec.decode(raw)
+        except ProtocolError as error:
+            with pytest.raises(ProtocolError) as info:
+                inbound.decode(raw)
+            assert (info.value.code, info.value.message) == (error.code, error.message)
+        else:
+            assert inbound.decode(raw) == expected
