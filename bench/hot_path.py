@@ -137,7 +137,7 @@ def bench_parse(rounds: int, n: int) -> dict[str, float]:
 
     consumer = SyncConsumer()
     consumer.bucket = TokenBucket(1e12, 10**12)
-    consumer.inbound = JSON
+    consumer.inbound = JSON.inbound()
     consumer.runtime = SimpleNamespace(limits=limits)  # type: ignore[assignment]
 
     def consumer_parse() -> None:
@@ -185,7 +185,8 @@ def consumers_for(store: MemoryRoomStore, conns: list[NullMember]) -> list[SyncC
     for conn in conns:
         consumer = SyncConsumer()
         consumer.bucket = TokenBucket(1e12, 10**12)
-        consumer.inbound = consumer.codec = JSON
+        consumer.codec = JSON
+        consumer.inbound = JSON.inbound()  # as the consumer's connect sets it
         consumer.runtime = runtime  # type: ignore[assignment]
         consumer.writer = conn.writer
         consumer.busy = False
