@@ -414,17 +414,24 @@ class SyncConsumer:
     # on_update and on_message check, then hand back the store's coroutine for
     # ``_dispatch`` to await (their refusals raise there all the same): one coroutine
     # fewer per inline message
+    # (``_require_room`` is called only when the room is not this socket's: its refusal)
     def on_update(self, message: StateUpdate) -> Awaitable[None]:
-        self._require_room(message.room_id)
-        if self.player_id is None:
+        room_id = message.room_id
+        if self.room_id != room_id:
+            self._require_room(room_id)
+        player_id = self.player_id
+        if player_id is None:
             raise ProtocolError(ErrorCode.FORBIDDEN, "spectators cannot update state")
-        return self.runtime.store.update(message.room_id, self.player_id, message, by=self.author)
+        return self.runtime.store.update(room_id, player_id, message, by=self.author)
 
     def on_message(self, message: Message) -> Awaitable[None]:
-        self._require_room(message.room_id)
-        if self.player_id is None:
+        room_id = message.room_id
+        if self.room_id != room_id:
+            self._require_room(room_id)
+        player_id = self.player_id
+        if player_id is None:
             raise ProtocolError(ErrorCode.FORBIDDEN, "spectators cannot send messages")
-        return self.runtime.store.message(message.room_id, self.player_id, message)
+        return self.runtime.store.message(room_id, player_id, message)
 
     async def on_resync(self, message: Resync) -> None:
         self._require_room(message.room_id)

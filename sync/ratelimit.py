@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from time import monotonic
 
 
 class TokenBucket:
@@ -12,13 +12,13 @@ class TokenBucket:
         self.rate = rate
         self.burst = float(burst)
         self.tokens = float(burst)
-        self.stamp = time.monotonic()
+        self.stamp = monotonic()
         self.dropped = 0
         self.dropped_since = self.stamp
 
     def take(self) -> bool:
         """Spend one token; False when the message must be dropped."""
-        now = time.monotonic()
+        now = monotonic()
         tokens = self.tokens + (now - self.stamp) * self.rate
         self.stamp = now
         if tokens > self.burst:

@@ -116,3 +116,14 @@ async def test_an_inline_update_that_waits_finishes_in_the_task(then: str) -> No
                 "crash": [("INTERNAL", 5, "r1")]}[then]
     assert errors(consumer) == expected
     assert store.done == ([5] if then == "ok" else [])
+
+
+def test_an_update_outside_ones_room_or_from_a_spectator_is_refused() -> None:
+    store = Store()
+    consumer = consumer_with(store)
+    consumer.player_id = None
+    assert consumer.on_frame(update(1))
+    consumer.player_id, consumer.room_id, consumer.closed_room = "p1", None, "r1"
+    assert consumer.on_frame(update(2))
+    assert errors(consumer) == [("FORBIDDEN", 1, "r1"), ("ROOM_CLOSED", 2, "r1")]
+    assert store.done == []
