@@ -115,9 +115,7 @@ def effective_update(target: JSONObject, patch: JSONObject) -> tuple[JSONObject,
             out[key] = value
     if not out:
         return out, target
-    updated = dict(target)
-    updated.update(out)
-    return out, updated
+    return out, {**target, **out}  # dict(target).update(out) without the two calls
 
 
 def diff(old: JSONObject, new: JSONObject) -> JSONObject:
