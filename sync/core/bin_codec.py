@@ -437,6 +437,9 @@ class StreamEncoder:
 
 
 _MAX_DEPTH = 512
+#: a STATE_UPDATE's head (no table block) and mask (an explicit roomId and a payload)
+_UPDATE_HEAD = TYPE_CODE["STATE_UPDATE"]
+_UPDATE_MASK = M_ROOM | M_PAYLOAD
 
 
 class Decoder:
@@ -461,10 +464,37 @@ class Decoder:
         """The message of one frame; DecodeError if it is not valid bin1. A table
         block is applied before the rest is read, even if the rest is refused."""
         self.saw_bytes = False
+        data = raw if type(raw) is bytes else bytes(raw)
         try:
-            return self._decode(bytes(raw))
+            if data[0] == _UPDATE_HEAD and data[1] == _UPDATE_MASK:
+                message = self._update(data)
+                if message is not None:
+                    return message
+            return self._decode(data)
         except (IndexError, UnicodeDecodeError, struct.error, RecursionError) as exc:
             raise DecodeError(f"truncated or malformed bin1 frame ({exc})") from exc
+
+    def _update(self, data: bytes) -> dict[str, Any] | None:
+        """A client's STATE_UPDATE with a room (a name) and a payload object and nothing
+        else, the frame a client sends most (every move), read without ``_decode``'s
+        general steps; None when it is not exactly that shape (``_decode`` reads it)."""
+        k = data[2]
+        if k & 7 != T_REF:
+            return None
+        if k < 0x80:
+            pos = 3
+        elif data[3] < 0x80:
+            k = (k & 0x7F) | (data[3] << 7)
+            pos = 4
+        else:
+            return None
+        h = data[pos]
+        if h & 7 != T_OBJ or h >= 0x80:
+            return None
+        payload, pos = self._object(data, pos + 1, h >> 3, 0)
+        if pos != len(data):
+            raise DecodeError(f"{len(data) - pos} bytes after the frame's end")
+        return {"type": "STATE_UPDATE", "roomId": self._name(k >> 3), "payload": payload}
 
     def _decode(self, data: bytes) -> dict[str, Any]:
         head, mask = data[0], data[1]

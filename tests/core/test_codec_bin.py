@@ -5,6 +5,7 @@ however its backlog was composed, from bytes shared with the rest of its view)."
 from __future__ import annotations
 
 import random
+import struct
 
 import msgpack
 import orjson
@@ -483,3 +484,30 @@ def test_object_members_read_inline_keep_every_rule() -> None:
     cut = bytes([head, bin_codec.M_PAYLOAD, obj, 1, 0x80 | (two_byte_int & 0x7F)])
     with pytest.raises(DecodeError):
         Decoder().decode(cut)
+
+
+def outcome(decode, frame: bytes):
+    """The message, or DecodeError for any refusal (``decode`` wraps the others in it)."""
+    try:
+        return decode(frame)
+    except (DecodeError, IndexError, UnicodeDecodeError, struct.error, RecursionError):
+        return DecodeError
+
+
+@given(st.dictionaries(st.sampled_from(["x", "y", "t", "hp", "name"]),
+                       json_values, max_size=5), st.text(min_size=1, max_size=8))
+def test_a_clients_move_is_read_as_the_general_path_reads_it(payload, room):
+    """``Decoder.decode`` reads the STATE_UPDATE a client sends most by a shorter way
+    (``_update``): for every such frame, cut short or run on, the same message or the
+    same refusal as the general ``_decode``."""
+    encoder, names = StreamEncoder(), Decoder(resets=False)
+    message = {"type": "STATE_UPDATE", "roomId": room, "payload": payload}
+    assert names.decode(encoder.encode(message)) == message  # announces the names
+    frame = encoder.encode(message)
+    assert frame[0] == bin_codec.TYPE_CODE["STATE_UPDATE"]  # no table block: the short way
+    for variant in (frame, frame[:-1], frame[:3], frame + b"\x00"):
+        fast, general = Decoder(resets=False), Decoder(resets=False)
+        fast.table = general.table = dict(names.table)
+        expected = outcome(general._decode, variant)
+        got = outcome(fast.decode, variant)
+        assert got == expected
