@@ -410,14 +410,14 @@ def _write_history(
             if fields is None:
                 fields = authors[id(author)] = _author_fields(author)
             plain, player_id, user_id, username, source = fields
-            patch, payload = change.patch, change.payload
+            patch = change.patch
             if plain and change.kind is delta:  # history_kind's common case
                 kind = entity if "entities" in patch else update
             else:
                 kind = history_kind(change, author).value
             run[version] = (
                 version, change.base_version, kind,
-                (payload.get("playerId") if payload else None) or player_id,  # change.player_id
+                change.player_id or player_id,
                 user_id, username, source, patch, at_ms,
             )
     users = {fields[2] for fields in authors.values() if fields[2] is not None}

@@ -234,11 +234,7 @@ class PlaneRoomType(RoomType):
         """The speed rule holds for every move along either axis, whatever the player
         holds: a move is checked per axis against the last accepted one (the join
         counts as the first move)."""
-        # RoomType.player_patch's checks, on a copy (check_fields clamps it), inlined
-        patch = dict(patch)
-        if not self.server_fields.isdisjoint(patch):
-            return super().player_patch(current, patch, meta=meta, now=now)  # its refusal
-        self.check_fields(patch, current)
+        patch = super().player_patch(current, dict(patch), meta=meta, now=now)
         get = patch.get
         x, y = get("x", _ABSENT), get("y", _ABSENT)
         if x is not _ABSENT or y is not _ABSENT:
