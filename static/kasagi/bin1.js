@@ -205,6 +205,10 @@ export class Encoder {
   }
 }
 
+const SHORT_DELTA = 17; // DELTA_UPDATE's short forms (head codes); 18: the payload is {players: ...}
+const PLAYERS_DELTA = 18;
+const CHAIN_MASK = 0x5e; // what they imply: current room, baseVersion, version, timestamp, payload
+
 /** Server frames of one socket (table, time base, current room, version register). */
 export class Decoder {
   constructor() {
@@ -215,6 +219,7 @@ export class Decoder {
     this.version = 0;
     this.data = new Uint8Array(0);
     this.pos = 0;
+    this.anchor = null;
   }
 
   /**
@@ -225,11 +230,21 @@ export class Decoder {
     const data = frame instanceof Uint8Array ? frame : new Uint8Array(frame);
     this.data = data;
     this.pos = 2;
-    if (data.length < 2) throw new Bin1Error("frame shorter than its header");
+    this.anchor = null; // the frame's timestamp, once read: what a near-time float is relative to
+    if (data.length < 1) throw new Bin1Error("empty frame");
     const head = data[0];
-    const mask = data[1];
-    const code = head & 0x1f;
-    if (head & 0x80 || code >= TYPES.length) throw new Bin1Error(`bad head byte ${head}`);
+    let code = head & 0x1f;
+    if (head & 0x80 || code > PLAYERS_DELTA) throw new Bin1Error(`bad head byte ${head}`);
+    const playersOnly = code === PLAYERS_DELTA;
+    let mask;
+    if (code >= SHORT_DELTA) { // a chain DELTA_UPDATE: no mask byte
+      code = 7;
+      mask = CHAIN_MASK;
+      this.pos = 1;
+    } else {
+      if (data.length < 2) throw new Bin1Error("frame shorter than its header");
+      mask = data[1];
+    }
     if (RESETS.has(code)) {
       this.names = new Map();
       this.timeBase = 0;
@@ -259,9 +274,12 @@ export class Decoder {
       msg.version = base === null ? n : base + n;
     }
     if (base !== null) msg.baseVersion = base;
-    if (mask & 0x10) msg.timestamp = unzigzag(this.#uint()) + (head & 0x40 ? 0 : this.timeBase);
+    if (mask & 0x10) {
+      msg.timestamp = unzigzag(this.#uint()) + (head & 0x40 ? 0 : this.timeBase);
+      if (Math.abs(msg.timestamp) <= 2 ** 53) this.anchor = msg.timestamp;
+    }
     if (mask & 0x20) msg.requestId = this.#value();
-    if (mask & 0x40) msg.payload = this.#value();
+    if (mask & 0x40) msg.payload = playersOnly ? { players: this.#value() } : this.#value();
     if (mask & 0x80) {
       const extra = this.#value();
       if (!isObject(extra)) throw new Bin1Error("envelope extras are not an object");
@@ -322,9 +340,17 @@ export class Decoder {
       case 0:
         return unzigzag(x);
       case 1: {
-        const at = this.pos;
-        this.#bytes(8);
-        return new DataView(this.data.buffer, this.data.byteOffset).getFloat64(at, true);
+        if (x === 0) {
+          const at = this.pos;
+          this.#bytes(8);
+          return new DataView(this.data.buffer, this.data.byteOffset).getFloat64(at, true);
+        }
+        // short forms: k * 2^-e exactly (k below 2^52), or the frame's timestamp plus it
+        const k = unzigzag(this.#uint());
+        if (x >= 128 || Math.abs(k) >= 2 ** 52) throw new Bin1Error(`bad short float (width ${x})`);
+        if (x >= 64) return k * 2 ** (64 - x);
+        if (this.anchor === null) throw new Bin1Error("a float near the frame's time without one");
+        return this.anchor + k * 2 ** (1 - x);
       }
       case 2:
         return this.#text(x);

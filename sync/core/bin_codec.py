@@ -50,6 +50,10 @@ TYPES: tuple[str, ...] = (
 )
 TYPE_CODE = {name: code for code, name in enumerate(TYPES) if name}
 RESETS = frozenset({TYPE_CODE["FULL_STATE"], TYPE_CODE["RESUMED"]})
+#: head codes of the two short forms of a chain DELTA_UPDATE (no mask byte: it is
+#: CHAIN_MASK); PLAYERS_DELTA's payload is ``{"players": <the value written>}``
+SHORT_DELTA, PLAYERS_DELTA = 17, 18
+_DELTA = TYPE_CODE["DELTA_UPDATE"]
 
 #: names every table starts with, indices 1..len (never announced, never changed)
 STATIC: tuple[str, ...] = (
@@ -79,11 +83,20 @@ M_TIME = 0x10
 M_REQUEST = 0x20
 M_PAYLOAD = 0x40
 M_EXTRA = 0x80
+#: the fields of a DELTA_UPDATE on a member's chain: what the short forms imply
+CHAIN_MASK = M_ROOM_CURRENT | M_BASE | M_VERSION | M_TIME | M_PAYLOAD
 # value type (low 3 bits of a value's head varint)
 T_INT, T_FLOAT, T_STR, T_REF, T_OBJ, T_ARR, T_CONST, T_BYTES = range(8)
 C_NULL, C_FALSE, C_TRUE, C_BIGINT = range(4)
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: a short float's k is below this in magnitude (exact in a float64 and a JS number)
+SHORT_FLOAT_K = 2**52
+#: a frame's timestamp anchors short floats only up to this magnitude (exact as float64)
+ANCHOR_MAX = 2**53
+#: float value head widths: 1..63 near the frame's time (scale x - 1), 64..127 a
+#: short binary fraction (scale x - 64)
+NEAR_TIME, FRACTION, FLOAT_WIDTHS = 1, 64, 128
 _pack_double = struct.Struct("<d").pack
 _unpack_double = struct.Struct("<d").unpack_from
 
@@ -132,8 +145,11 @@ def _write_key(out: bytearray, key: str, resolve: Resolve) -> None:
         write_varint(out, index)
 
 
-def write_value(out: bytearray, value: Any, resolve: Resolve = _no_names) -> None:
-    """One JSON value (plus bytes) as a tagged value."""
+def write_value(
+    out: bytearray, value: Any, resolve: Resolve = _no_names, anchor: int | None = None,
+) -> None:
+    """One JSON value (plus bytes) as a tagged value; ``anchor``, the frame's timestamp
+    when the value follows it, lets a float near that time travel short."""
     kind = type(value)
     if kind is dict:
         write_varint(out, len(value) << 3 | T_OBJ)
@@ -141,7 +157,7 @@ def write_value(out: bytearray, value: Any, resolve: Resolve = _no_names) -> Non
             if type(key) is not str:
                 raise TypeError(f"object key {key!r} is not a string")
             _write_key(out, key, resolve)
-            write_value(out, item, resolve)
+            write_value(out, item, resolve, anchor)
     elif kind is int:
         if _INT64_MIN <= value <= _INT64_MAX:
             write_varint(out, zigzag(value) << 3 | T_INT)
@@ -157,14 +173,11 @@ def write_value(out: bytearray, value: Any, resolve: Resolve = _no_names) -> Non
         else:
             write_varint(out, index << 3 | T_REF)
     elif kind is float:
-        if not math.isfinite(value):
-            raise ValueError("NaN and Infinity are not JSON values")
-        out.append(T_FLOAT)
-        out += _pack_double(value)
+        write_float(out, value, anchor)
     elif kind is list or kind is tuple:
         write_varint(out, len(value) << 3 | T_ARR)
         for item in value:
-            write_value(out, item, resolve)
+            write_value(out, item, resolve, anchor)
     elif value is None:
         out.append(C_NULL << 3 | T_CONST)
     elif kind is bool:
@@ -174,7 +187,44 @@ def write_value(out: bytearray, value: Any, resolve: Resolve = _no_names) -> Non
         write_varint(out, len(data) << 3 | T_BYTES)
         out += data
     else:  # what orjson would write for it (UUID, datetime, dataclass...), as JSON would
-        write_value(out, orjson.loads(orjson.dumps(value)), resolve)
+        write_value(out, orjson.loads(orjson.dumps(value)), resolve, anchor)
+
+
+def _varint_size(n: int) -> int:
+    return (n.bit_length() + 6) // 7 or 1
+
+
+def write_float(out: bytearray, value: float, anchor: int | None = None) -> None:
+    """The shortest exact form of a float: a float64, a short binary fraction
+    ``k / 2**e``, or, with ``anchor`` (the frame's timestamp), ``anchor + k / 2**e``
+    (a time in ms with a fraction, the send time of a move, costs 3-5 bytes, not 9).
+    Both short forms decode exactly in float64 arithmetic: ``k`` and ``anchor`` are
+    exact float64s and the sum's exact value is ``value``, which a float64 holds."""
+    if not math.isfinite(value):
+        raise ValueError("NaN and Infinity are not JSON values")
+    if value or math.copysign(1.0, value) > 0:  # -0.0 only as a float64 (k = 0 is +0.0)
+        n, d = value.as_integer_ratio()
+        e = d.bit_length() - 1
+        head = z = 0
+        size = 9  # a float64's
+        if e <= FLOAT_WIDTHS - 1 - FRACTION and -SHORT_FLOAT_K < n < SHORT_FLOAT_K:
+            z = zigzag(n)
+            if 2 + _varint_size(z) < size:  # its head is two bytes
+                head, size = (FRACTION + e) << 3 | T_FLOAT, 2 + _varint_size(z)
+        if anchor is not None and e < FRACTION - NEAR_TIME:
+            k = n - (anchor << e)  # value - anchor == k / 2**e exactly
+            if -SHORT_FLOAT_K < k < SHORT_FLOAT_K:
+                h = (NEAR_TIME + e) << 3 | T_FLOAT
+                zk = zigzag(k)
+                near = (1 if h < 0x80 else 2) + _varint_size(zk)
+                if near < size:
+                    head, z, size = h, zk, near
+        if head:
+            write_varint(out, head)
+            write_varint(out, z)
+            return
+    out.append(T_FLOAT)
+    out += _pack_double(value)
 
 
 # -- the envelope ------------------------------------------------------------
@@ -222,12 +272,18 @@ def _envelope(
         timestamp = None
     if extra:
         mask |= M_EXTRA
+    payload = message.get("payload")
     head = code or 0
+    if code == _DELTA and mask == CHAIN_MASK:  # a chain frame: the short forms
+        if type(payload) is dict and len(payload) == 1 and "players" in payload:
+            head, payload = PLAYERS_DELTA, payload["players"]
+        else:
+            head = SHORT_DELTA
     if table is not None:
         head |= HEAD_TABLE
     if absolute_time and timestamp is not None:
         head |= HEAD_ABSOLUTE_TIME
-    out = bytearray((head, mask))
+    out = bytearray((head,) if head & HEAD_TYPE >= SHORT_DELTA else (head, mask))
     if table is not None:
         out += table
     if mask & M_ROOM:
@@ -236,15 +292,25 @@ def _envelope(
         out.append(base & 0xFF)
     if version is not None:
         write_varint(out, version - base if base is not None else version)
+    anchor = None
     if timestamp is not None:
         write_varint(out, zigzag(timestamp - (0 if absolute_time else time_base)))
+        if -ANCHOR_MAX <= timestamp <= ANCHOR_MAX:
+            anchor = timestamp
     if mask & M_REQUEST:
-        write_value(out, message["requestId"], resolve)
+        write_value(out, message["requestId"], resolve, anchor)
     if mask & M_PAYLOAD:
-        write_value(out, message["payload"], resolve)
+        write_value(out, payload, resolve, anchor)
     if extra:
-        write_value(out, extra, resolve)
+        write_value(out, extra, resolve, anchor)
     return bytes(out)
+
+
+def _with_table(body: bytes, block: bytes) -> bytes:
+    """``body`` (a frame encoded without a table block) with ``block`` after its
+    head and mask (a short form has no mask byte)."""
+    at = 1 if body[0] & HEAD_TYPE >= SHORT_DELTA else 2
+    return bytes((body[0] | HEAD_TABLE,)) + body[1:at] + block + body[at:]
 
 
 def _table_block(entries: Iterable[tuple[int, str]], time_base: int | None) -> bytes:
@@ -378,7 +444,7 @@ class RoomTable:
         if not announce:
             return body
         block = _table_block(announce.items(), None)
-        return bytes((body[0] | HEAD_TABLE, body[1])) + block + body[2:]
+        return _with_table(body, block)
 
 
 # -- client → server: a stream's table ------------------------------------------
@@ -410,7 +476,7 @@ class StreamEncoder:
         if not new:
             return body
         block = _table_block(new.items(), None)
-        return bytes((body[0] | HEAD_TABLE, body[1])) + block + body[2:]
+        return _with_table(body, block)
 
     def _learn_names(self, message: dict[str, Any], new: dict[int, str]) -> None:
         names: list[str] = []
@@ -447,7 +513,8 @@ class Decoder:
     the version of the last frame that carried one (the register ``baseVersion``
     is checked against). A FULL_STATE or RESUMED resets all four."""
 
-    __slots__ = ("limit", "resets", "room", "saw_bytes", "table", "time_base", "version")
+    __slots__ = ("anchor", "limit", "resets", "room", "saw_bytes", "table", "time_base",
+                 "version")
 
     def __init__(self, *, limit: int = DECODER_TABLE_MAX, resets: bool = True) -> None:
         self.limit = limit
@@ -459,11 +526,15 @@ class Decoder:
         self.version = 0
         #: the last frame held a bytes value (kind 7): the only non-JSON value it can hold
         self.saw_bytes = False
+        #: the frame's timestamp once read (None before, or in a frame without one):
+        #: what a float near the frame's time is relative to
+        self.anchor: float | None = None
 
     def decode(self, raw: bytes) -> dict[str, Any]:
         """The message of one frame; DecodeError if it is not valid bin1. A table
         block is applied before the rest is read, even if the rest is refused."""
         self.saw_bytes = False
+        self.anchor = None
         data = raw if type(raw) is bytes else bytes(raw)
         try:
             if data[0] == _UPDATE_HEAD and data[1] == _UPDATE_MASK:
@@ -497,11 +568,18 @@ class Decoder:
         return {"type": "STATE_UPDATE", "roomId": self._name(k >> 3), "payload": payload}
 
     def _decode(self, data: bytes) -> dict[str, Any]:
-        head, mask = data[0], data[1]
+        head = data[0]
         code = head & HEAD_TYPE
-        if head & 0x80 or code >= len(TYPES):
+        players_only = False
+        if code >= len(TYPES):
+            if head & 0x80 or code > PLAYERS_DELTA:
+                raise DecodeError(f"unknown head byte {head:#04x}")
+            players_only = code == PLAYERS_DELTA
+            code, mask, pos = _DELTA, CHAIN_MASK, 1
+        elif head & 0x80:
             raise DecodeError(f"unknown head byte {head:#04x}")
-        pos = 2
+        else:
+            mask, pos = data[1], 2
         if code in RESETS and self.resets:
             self.table = {}
             self.time_base = 0
@@ -536,12 +614,15 @@ class Decoder:
             message["baseVersion"] = base
         if mask & M_TIME:
             z, pos = _read_varint(data, pos)
-            message["timestamp"] = unzigzag(z) + (0 if head & HEAD_ABSOLUTE_TIME else
-                                                   self.time_base)
+            timestamp = message["timestamp"] = unzigzag(z) + (
+                0 if head & HEAD_ABSOLUTE_TIME else self.time_base)
+            if -ANCHOR_MAX <= timestamp <= ANCHOR_MAX:
+                self.anchor = float(timestamp)
         if mask & M_REQUEST:
             message["requestId"], pos = self._value(data, pos, 0)
         if mask & M_PAYLOAD:
-            message["payload"], pos = self._value(data, pos, 0)
+            payload, pos = self._value(data, pos, 0)
+            message["payload"] = {"players": payload} if players_only else payload
         if mask & M_EXTRA:
             extra, pos = self._value(data, pos, 0)
             if type(extra) is not dict:
@@ -664,12 +745,22 @@ class Decoder:
 
     def _scalar(self, data: bytes, pos: int, kind: int, x: int) -> tuple[Any, int]:
         if kind == T_FLOAT:
-            if x != 0:
+            if x == 0:
+                value = _unpack_double(data, pos)[0]
+                if not math.isfinite(value):
+                    raise DecodeError("NaN and Infinity are not JSON values")
+                return value, pos + 8
+            if x >= FLOAT_WIDTHS:
                 raise DecodeError(f"unknown float width {x}")
-            value = _unpack_double(data, pos)[0]
-            if not math.isfinite(value):
-                raise DecodeError("NaN and Infinity are not JSON values")
-            return value, pos + 8
+            z, pos = _read_varint(data, pos)
+            k = z >> 1 if not z & 1 else -((z + 1) >> 1)
+            if not -SHORT_FLOAT_K < k < SHORT_FLOAT_K:
+                raise DecodeError("a short float's k is out of range")
+            if x >= FRACTION:
+                return k * 2.0 ** (FRACTION - x), pos
+            if self.anchor is None:
+                raise DecodeError("a float near the frame's time, before or without a timestamp")
+            return self.anchor + k * 2.0 ** (NEAR_TIME - x), pos
         if kind in (T_STR, T_BYTES):
             end = pos + x
             if end > len(data):

@@ -79,6 +79,61 @@ def test_floats_are_exact_and_ints_keep_their_type():
         assert repr(out["payload"]["v"]) == repr(value)
 
 
+@given(st.floats(allow_nan=False, allow_infinity=False),
+       st.none() | st.integers(-(2**53), 2**53) | st.integers(1_700_000_000_000, 1_900_000_000_000))
+def test_every_float_decodes_to_the_same_bits_in_its_shortest_form(value, anchor):
+    out = bytearray()
+    bin_codec.write_float(out, value, anchor)
+    decoder = Decoder()
+    decoder.anchor = None if anchor is None else float(anchor)
+    decoded, end = decoder._value(bytes(out), 0, 0)
+    assert end == len(out) <= 9
+    assert type(decoded) is float and struct.pack("<d", decoded) == struct.pack("<d", value)
+
+
+def test_short_floats_cost_what_the_spec_says():
+    def size(value: float, anchor: int | None = None) -> int:
+        out = bytearray()
+        bin_codec.write_float(out, value, anchor)
+        return len(out)
+
+    assert size(1.5) == 3 and size(-2.25) == 3 and size(0.0) == 3 and size(-0.0) == 9
+    assert size(0.1) == 9  # no short binary form: a float64
+    now = 1764873905123
+    assert size(now + 0.4567, None) == 9
+    assert size(now - 0.4567, now) <= 5  # a send time a moment before the frame's
+
+
+@pytest.mark.parametrize("raw", [
+    bytes([0x07, 0x40, 0x09, 0x02]),  # a float near the time in a frame with no timestamp
+    bytes([0x07, 0x50, 0x00, 0x81, 0x10, 0x02]),  # width 128: unknown
+    bytes([0x07, 0x50, 0x00, 0x81, 0x08]) + b"\xff" * 7 + b"\x7f",  # k beyond 2**52
+    bytes([0x13, 0x00]),  # head code 19: reserved
+    bytes([0x91, 0x2a, 0x01, 0x00, 0x04]),  # a short form with bit 7 set
+])
+def test_malformed_short_forms_are_refused(raw):
+    decoder = Decoder()
+    decoder.room, decoder.version = "r", 42
+    with pytest.raises(DecodeError):
+        decoder.decode(raw)
+
+
+def test_a_chain_frame_takes_the_short_forms():
+    table, decoder = RoomTable(1764172800000), Decoder()
+    decoder.room, decoder.version, decoder.time_base = "lobby", 7, 1764172800000
+    chain = {"type": "DELTA_UPDATE", "roomId": "lobby", "baseVersion": 7, "version": 8,
+             "timestamp": 1764172800001}
+    players = {**chain, "payload": {"players": {"p": {"x": 1}}}}
+    both = {**chain, "version": 9, "baseVersion": 8,
+            "payload": {"players": {"p": {"x": 2}}, "entities": {}}}
+    assert table.encode(players)[0] == bin_codec.PLAYERS_DELTA
+    assert decoder.decode(table.encode(players)) == players
+    assert table.encode(both)[0] == bin_codec.SHORT_DELTA
+    assert decoder.decode(table.encode(both)) == both
+    # without a room table (no current room) the frame keeps its mask
+    assert bin_codec.encode(players)[0] == bin_codec.TYPE_CODE["DELTA_UPDATE"] | 0x40
+
+
 def test_bytes_travel_raw():
     frame = {"type": "DOC_UPDATE", "roomId": "r", "payload": {"docId": "n", "update": b"\x00\x01"}}
     encoded = bin_codec.encode(frame)
@@ -122,7 +177,7 @@ def xyt_frame(players: int, version: int) -> dict:
             "baseVersion": version - 1, "timestamp": 1764650000000 + version,
             "payload": {"players": {
                 f"p-{i:016x}": {"x": rng.randint(0, 1000), "y": rng.randint(0, 1000),
-                                "t": 1764650000000 + rng.random() * 1000}
+                                "t": 1764650000000 + version - rng.random() * 50}
                 for i in range(players)}}}
 
 
@@ -137,10 +192,12 @@ def test_a_tick_of_moves_costs_a_fraction_of_json_and_msgpack():
     frame = xyt_frame(20, 101)
     encoded = table.encode(frame)
     assert decoder.decode(encoded) == frame
-    # 20 moves of {x, y, t}: 18 bytes each (the player, x and y as varints, t as float64)
-    assert len(encoded) <= 20 * 18 + 10
-    assert len(encoded) < 0.3 * len(orjson.dumps(frame))
-    assert len(encoded) < 0.45 * len(msgpack.packb(frame))
+    # 20 moves of {x, y, t}: 13 bytes each (the player and its object's head, x and y as
+    # varints, t a send time near the frame's: 5 bytes, not a float64's 10); a short head
+    assert encoded[0] == bin_codec.PLAYERS_DELTA
+    assert len(encoded) <= 20 * 13 + 6
+    assert len(encoded) < 0.2 * len(orjson.dumps(frame))
+    assert len(encoded) < 0.3 * len(msgpack.packb(frame))
 
 
 # -- the room table's rule, on simulated rooms ------------------------------------------
@@ -218,7 +275,10 @@ class Room:
             pid = rng.choice(sorted(players))
             field = rng.choice(self.names)
             self.change(ChangeKind.DELTA, {"players": {pid: {
-                field: rng.choice([rng.randint(-10**9, 10**9), rng.random(), None, "v"])}}})
+                field: rng.choice([rng.randint(-10**9, 10**9), rng.random(), None, "v",
+                                   # a send time near the frame's, a short fraction, -0.0
+                                   1764650000000 + self.version - rng.random() * 40,
+                                   rng.randint(-99, 99) / 8, -0.0])}}})
 
     def join(self, viewer: str | None) -> Member:
         member = Member(viewer)
@@ -349,13 +409,17 @@ def test_the_examples_of_docs_protocol_md():
         "2a6c6f626279" "2a" "e807" "2c" "031a702d32" "0412746b" "050e" "07126531" "0614"
         "0114" "290c2a30" "0003702d320c1aa001" "0204")
     assert decoder.decode(table.encode(full)) == full
-    patch = {"players": {"p-2": {"x": -3, "y": 1.5}}}
+    patch = {"players": {"p-2": {"x": -3, "y": 1.5, "t": 1764172800549.25}}}
     table.learn(patch, 43)
     delta = {"type": "DELTA_UPDATE", "roomId": "lobby", "version": 43, "baseVersion": 42,
              "timestamp": 1764172800550, "payload": patch}
     assert table.encode(delta).hex() == (
-        "275e" "012b0103702d32" "2a" "01" "cc08" "0c010c2b14" "1a28" "1b01000000000000f83f")
+        "32" "012b0103702d32" "2a" "01" "cc08" "0c2b1c" "1a28" "1b890406" "1d1905")
     assert decoder.decode(table.encode(delta)) == delta
+    # the same change in the long form (an extra field: not a chain frame's short form)
+    long = {**delta, "entityId": "e"}
+    assert table.encode(long).hex().startswith("27de")
+    assert decoder.decode(table.encode(long)) == long
     client = StreamEncoder()
     assert client.encode({"type": "STATE_UPDATE", "roomId": "lobby",
                           "payload": {"x": -2, "mode": "run"}}).hex() == (
@@ -471,7 +535,7 @@ def test_object_members_read_inline_keep_every_rule() -> None:
     assert Decoder().decode(frame)["payload"] == payload
     assert [type(v) for v in Decoder().decode(frame)["payload"].values()] == [
         int, int, int, int, float, str]
-    nan = bytearray(bin_codec.encode({"type": "PING", "payload": {"t": 1.5}}))
+    nan = bytearray(bin_codec.encode({"type": "PING", "payload": {"t": 0.1}}))  # a float64
     at = nan.index(bytes([bin_codec.T_FLOAT]))  # the float's head, then its 8 bytes
     nan[at + 1:at + 9] = b"\x00\x00\x00\x00\x00\x00\xf8\x7f"
     with pytest.raises(DecodeError, match="NaN"):

@@ -35,6 +35,8 @@ _STATIC_INDEX = {name: i + 1 for i, name in enumerate(STATIC)}
 FIRST_DYNAMIC = 41
 MAX_NAMES = 1024  # what the server accepts from a client
 _DOUBLE = struct.Struct("<d")
+_SHORT_DELTA, _PLAYERS_DELTA = 17, 18  # DELTA_UPDATE's short forms (head codes)
+_CHAIN_MASK = 0x5E  # what they imply: current room, baseVersion, version, timestamp, payload
 
 
 class Bin1Error(ValueError):
@@ -190,6 +192,7 @@ class Decoder:
         self.version = 0
         self._data = b""
         self._pos = 0
+        self._anchor: float | None = None  # the frame's timestamp, once read
 
     def decode(self, frame: bytes) -> dict[str, Any]:
         try:
@@ -198,11 +201,16 @@ class Decoder:
             raise Bin1Error(f"malformed bin1 frame: {exc}") from exc
 
     def _frame(self, frame: bytes) -> dict[str, Any]:
-        self._data, self._pos = frame, 2
-        head, mask = frame[0], frame[1]
+        self._data, self._pos, self._anchor = frame, 2, None
+        head = frame[0]
         code = head & 0x1F
-        if head & 0x80 or code >= len(TYPES):
+        if head & 0x80 or code > _PLAYERS_DELTA:
             raise Bin1Error(f"bad head byte {head:#x}")
+        players_only = code == _PLAYERS_DELTA
+        if code >= _SHORT_DELTA:  # a chain DELTA_UPDATE: no mask byte
+            code, mask, self._pos = 7, _CHAIN_MASK, 1
+        else:
+            mask = frame[1]
         if code in _RESETS:
             self.names, self.time_base = {}, 0
         if head & 0x20:
@@ -233,10 +241,12 @@ class Decoder:
             msg["baseVersion"] = base
         if mask & 0x10:
             msg["timestamp"] = self._signed() + (0 if head & 0x40 else self.time_base)
+            if abs(msg["timestamp"]) <= 2**53:
+                self._anchor = float(msg["timestamp"])
         if mask & 0x20:
             msg["requestId"] = self._value()
         if mask & 0x40:
-            msg["payload"] = self._value()
+            msg["payload"] = {"players": self._value()} if players_only else self._value()
         if mask & 0x80:
             extra = self._value()
             if not isinstance(extra, dict):
@@ -290,9 +300,18 @@ class Decoder:
         if kind == 0:
             return x >> 1 if not x & 1 else -((x + 1) >> 1)
         if kind == 1:
-            value = _DOUBLE.unpack_from(self._data, self._pos)[0]
-            self._pos += 8
-            return value
+            if x == 0:
+                value = _DOUBLE.unpack_from(self._data, self._pos)[0]
+                self._pos += 8
+                return value
+            k = self._signed()
+            if x >= 128 or abs(k) >= 2**52:
+                raise Bin1Error(f"bad short float (width {x})")
+            if x >= 64:  # a short binary fraction
+                return k * 2.0 ** (64 - x)
+            if self._anchor is None:
+                raise Bin1Error("a float near the frame's time in a frame without one")
+            return self._anchor + k * 2.0 ** (1 - x)  # near the frame's timestamp
         if kind == 2:
             return self._string(x)
         if kind == 3:

@@ -18,12 +18,31 @@ describe("docs/protocol.md examples", () => {
       payload: { playerId: "p-2", sessionToken: "tk", resumed: false, epoch: "e1",
         state: { players: { "p-1": { hp: 3 }, "p-2": { x: 10 } }, entities: {} } },
     });
-    const delta = decoder.decode(hex(`27 5e 01 2b 01 03 70 2d 32 2a 01 cc 08 0c 01 0c 2b 14
-      1a 28 1b 01 00 00 00 00 00 00 f8 3f`));
+    const delta = decoder.decode(hex(`32 01 2b 01 03 70 2d 32 2a 01 cc 08 0c 2b 1c
+      1a 28 1b 89 04 06 1d 19 05`));
     assert.deepEqual(delta, {
       type: "DELTA_UPDATE", roomId: "lobby", version: 43, baseVersion: 42,
-      timestamp: 1764172800550, payload: { players: { "p-2": { x: -3, y: 1.5 } } },
+      timestamp: 1764172800550,
+      payload: { players: { "p-2": { x: -3, y: 1.5, t: 1764172800549.25 } } },
     });
+  });
+
+  test("the long form of a DELTA_UPDATE (mask byte, float64) still decodes", () => {
+    const decoder = new Decoder();
+    decoder.room = "lobby";
+    decoder.version = 42;
+    decoder.timeBase = 1764172800000;
+    const delta = decoder.decode(hex(`27 5e 01 2b 01 03 70 2d 32 2a 01 cc 08 0c 01 0c 2b 14
+      1a 28 1b 01 00 00 00 00 00 00 f8 3f`));
+    assert.deepEqual(delta.payload, { players: { "p-2": { x: -3, y: 1.5 } } });
+  });
+
+  test("a float near the frame's time needs the frame's timestamp", () => {
+    // PING with a payload {t: <near-time float>} and no timestamp slot
+    assert.throws(() => new Decoder().decode(hex("05 40 0c 1d 19 05")), Bin1Error);
+    // the same with a timestamp (absolute, head bit 6): T - 0.75
+    const ok = new Decoder().decode(hex("45 50 02 0c 1d 19 05"));
+    assert.deepEqual(ok, { type: "PING", timestamp: 1, payload: { t: 0.25 } });
   });
 
   test("a client's STATE_UPDATEs", () => {
