@@ -72,6 +72,13 @@ def code_key(room_id: str) -> str:
     return f"{_ROOM}{room_id}}}:code"
 
 
+def handled_key(room_id: str) -> str:
+    """string: the log id of the last MESSAGE (``M`` entry) the room's runner handled,
+    where the next runner starts replaying (a message sent while no runner held the
+    lease is handled by the next one, not lost)."""
+    return f"{_ROOM}{room_id}}}:handled"
+
+
 def docs_key(room_id: str) -> str:
     """hash: docId → the document's compacted state (§16, a Yjs v1 update)."""
     return f"{_ROOM}{room_id}}}:docs"

@@ -70,6 +70,11 @@ class RedisHost:
         self.drainer: asyncio.Task[None] | None = None
         self.code_state: dict[str, Any] | None = None
         self.fenced = False
+        #: while the runner replays the MESSAGEs it missed: the live ones, held in order
+        self.backlog: list[tuple[bytes, dict[str, Any]]] | None = None
+        #: the log id of the last MESSAGE a runner of the room handled before this one
+        #: (a reader behind it brings them again: not handled twice)
+        self.floor = (0, 0)
         self._view: tuple[int, int, Any, Any] | None = None
         self._overlay_rev = 0
 
@@ -145,6 +150,15 @@ class RedisHost:
         self.code_state = state
         self._queue(("c", orjson.dumps(state)))
 
+    def handled(self, entry_id: bytes) -> None:
+        """Record a MESSAGE's log id as handled, after the writes it made (in order):
+        the next runner replays from there. Consecutive records collapse into one."""
+        queue = self.queue
+        if queue and queue[-1][0] == "m":
+            queue[-1] = ("m", entry_id)
+        else:
+            self._queue(("m", entry_id))
+
     def _queue(self, op: tuple[str, Any]) -> None:
         self.queue.append(op)
         if self.drainer is None:
@@ -171,8 +185,7 @@ class RedisHost:
                     else:
                         done = await store.scripts.plain(
                             "fenced",
-                            [keys.runner_key(self.room_id), keys.log_key(self.room_id),
-                             keys.code_key(self.room_id)],
+                            _fenced_keys(self.room_id),
                             [self.token, op, arg, LOG_MAXLEN])
                         if not done:
                             self._lost()
@@ -201,6 +214,19 @@ class RedisHost:
         self.queue.clear()
         self.overlay.clear()
         self.store.room_code.stop(self.room_id)
+
+
+def _log_id(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream entry id ``ms-seq`` as numbers (ids compare numerically, not as text)."""
+    raw = entry_id.encode() if isinstance(entry_id, str) else entry_id
+    ms, _, seq = raw.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
+def _fenced_keys(room_id: str) -> list[str]:
+    """The KEYS of ``fenced.lua`` (one room, one slot)."""
+    return [keys.runner_key(room_id), keys.log_key(room_id), keys.code_key(room_id),
+            keys.handled_key(room_id)]
 
 
 def event_entry(
@@ -245,16 +271,50 @@ class RoomCode:
         live = store.rooms.get(room_id)
         if live is None:
             return
-        raw = await store.redis.get(keys.code_key(room_id))
+        raw, cursor = await store.redis.mget(keys.code_key(room_id), keys.handled_key(room_id))
         code_state = orjson.loads(raw) if raw else None
-        if room_id not in store.rooms or room_id in self.runners:
+        live = store.rooms.get(room_id)
+        if live is None or room_id in self.runners:
             return
         host = RedisHost(store, room_id, token)
         host.code_state = code_state
+        host.backlog = []  # MESSAGEs the reader brings from now on wait for the replay
+        if cursor:
+            host.floor = _log_id(cursor)
         runner = RoomRunner(room_id, live.room.room_type, host, code_state=code_state)
         self.runners[room_id] = (runner, host)
         logger.info("room %s: room code runs in this process (lease %s)", room_id, token)
         runner.start()
+        await self._replay(room_id, runner, host, cursor, live.stream_id)
+
+    async def _replay(self, room_id: str, runner: RoomRunner, host: RedisHost,
+                      cursor: bytes | None, position: bytes | str | None) -> None:
+        """Handle the MESSAGEs that reached the log after the last one a runner handled
+        (``cursor``) and up to where this process's reader was when this runner started
+        (``upto``): sent while no runner held the lease, nobody handled them. Then the
+        ones the reader brought meanwhile, in log order. Without a cursor (the room's
+        first runner) nothing is replayed; the cursor starts at ``upto``."""
+        upto = position.encode() if isinstance(position, str) else position
+        missed: list[tuple[bytes, dict[str, Any]]] = []
+        try:
+            if cursor and upto and _log_id(cursor) < _log_id(upto):
+                for entry_id, fields in await self.store.redis.xrange(
+                        keys.log_key(room_id), b"(" + cursor, upto):
+                    if fields.get(b"k") == b"M":
+                        missed.append((entry_id, orjson.loads(fields[b"m"])))
+        except Exception:
+            logger.warning("room %s: could not read the MESSAGEs sent during the hand-over",
+                           room_id, exc_info=True)
+        if self.runners.get(room_id, (None, None))[1] is not host:
+            return  # stopped meanwhile
+        if missed:
+            logger.info("room %s: %d MESSAGEs sent while no runner held the lease are "
+                        "handled now", room_id, len(missed))
+        backlog, host.backlog = host.backlog or [], None
+        for entry_id, message in [*missed, *backlog]:
+            self._handle(room_id, runner, host, entry_id, message)
+        if not missed and not backlog and upto and upto != cursor:
+            host.handled(upto)
 
     def stop(self, room_id: str) -> None:
         running = self.runners.pop(room_id, None)
@@ -277,7 +337,7 @@ class RoomCode:
         host.fenced = True
         await self.store.scripts.plain(
             "fenced",
-            [keys.runner_key(room_id), keys.log_key(room_id), keys.code_key(room_id)],
+            _fenced_keys(room_id),
             [host.token, "r", "", LOG_MAXLEN])
 
     async def release_all(self) -> None:
@@ -321,13 +381,16 @@ class RoomCode:
                 frozenset(to) if to is not None else None, event.get("exclude")))
         elif kind == b"M":
             running = self.runners.get(room_id)
-            if running is None:
+            live = self.store.rooms.get(room_id)
+            if running is None or live is None:
                 return
             message = orjson.loads(fields[b"m"])
-            try:
-                running[0].message(message["pid"], message["kind"], message["data"])
-            except ProtocolError as exc:
-                self._refuse(room_id, message, exc)
+            position = live.stream_id  # the reader sets it before handing the entry over
+            entry_id = position.encode() if isinstance(position, str) else position
+            if running[1].backlog is not None:  # the runner is still replaying
+                running[1].backlog.append((entry_id, message))
+            else:
+                self._handle(room_id, *running, entry_id, message)
         elif kind == b"R":
             reply = orjson.loads(fields[b"r"])
             local = self.store.local.get((room_id, reply["pid"]))
@@ -337,6 +400,17 @@ class RoomCode:
                 send_error = getattr(local.connection, "send_error", None)
                 if send_error is not None:
                     send_error(error)
+
+    def _handle(self, room_id: str, runner: RoomRunner, host: RedisHost, entry_id: bytes,
+                message: dict[str, Any]) -> None:
+        """One MESSAGE for the runner; its log id is recorded after what it wrote."""
+        if _log_id(entry_id) <= host.floor:
+            return  # a runner before this one handled it
+        try:
+            runner.message(message["pid"], message["kind"], message["data"])
+        except ProtocolError as exc:
+            self._refuse(room_id, message, exc)
+        host.handled(entry_id)
 
     def _refuse(self, room_id: str, message: dict[str, Any], exc: ProtocolError) -> None:
         reply = orjson.dumps({"pid": message["pid"], "conn": message["conn"],

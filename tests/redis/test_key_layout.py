@@ -33,7 +33,7 @@ pytestmark = pytest.mark.redis
 
 #: every key shape (docs/scaling.md's table)
 LAYOUT = [
-    re.compile(rb"kasagi:room:\{[^{}]+\}:(meta|obj|ov|init|conn|tok|bytoken|log|grace|snap|runner|fence|code|docs|docpos)"),
+    re.compile(rb"kasagi:room:\{[^{}]+\}:(meta|obj|ov|init|conn|tok|bytoken|log|grace|snap|runner|fence|code|handled|docs|docpos)"),
     re.compile(rb"kasagi:room:\{[^{}]+\}:turn:[pe]:.+"),
     re.compile(rb"kasagi:proc:\{[^{}]+\}(:players|:wake)?"),
     re.compile(rb"kasagi:(procs|graces)"),

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -127,3 +128,45 @@ async def test_a_process_that_unloads_the_room_hands_its_code_over_at_once(
         assert time.monotonic() - unloaded < 1.5, "the lease was not handed over"
         await asyncio.sleep(0.05)
     await b.close()
+
+
+async def test_a_message_sent_while_no_runner_holds_the_lease_is_handled_by_the_next(
+    cluster, redis_url, live_database_url, room_id,
+):
+    """The runner's process is killed; for up to the lease's 3 s nobody runs the room's
+    code. A MESSAGE sent then waits in the log: the next runner handles it (once) when
+    it takes the lease, from the id the dead runner recorded as its last handled."""
+    first, second = cluster(2, REDIS_URL=redis_url, KASAGI_GRACE_PERIOD="30")
+    owner = next(iter(create_users(live_database_url, [
+        {"username": f"gap-{os.getpid()}", "password": "runner-pw-1"}]).values()))
+    made = HttpClient(first.http_url, token=owner.token).post("/api/rooms/", json_body={
+        "roomId": room_id, "name": room_id, "roomType": "potato"})
+    assert made.status == 201, made.text
+    a = await Conn.open(first.ws_url)
+    pa = (await a.join(room_id, playerName="A"))["payload"]["playerId"]
+    b = await Conn.open(second.ws_url)
+    pb = (await b.join(room_id, playerName="B"))["payload"]["playerId"]
+    await b.expect("EVENT", kind="potato.yours")  # B's join started the round: B holds it
+    assert runner_pid(redis_url, room_id) == first.pid
+    # one message through the first runner (refused: A does not hold the potato); the
+    # runner records its log id as handled
+    await a.send(message(room_id, "pass", {"to": pb}, requestId="a-0"))
+    assert (await a.expect("ERROR"))["payload"]["code"] == "INVALID_UPDATE"
+    deadline = time.monotonic() + 5
+    with client(redis_url) as redis_client:
+        while redis_client.get(keys.handled_key(room_id)) is None:
+            assert time.monotonic() < deadline, "the runner never recorded a handled id"
+            await asyncio.sleep(0.05)
+
+    first.stop(signal.SIGKILL)
+    assert runner_pid(redis_url, room_id) == first.pid  # the dead process's lease lives on
+    await b.send(message(room_id, "pass", {"to": pa}, requestId="b-1"))
+    passed = await b.expect("EVENT", timeout=10, kind="potato.passed")
+    assert passed["payload"]["data"] == {"from": pb, "to": pa}
+    assert runner_pid(redis_url, room_id) == second.pid
+    with client(redis_url) as redis_client:  # the room's state, as Redis holds it
+        game = orjson.loads(redis_client.hget(keys.room_keys(room_id)[1], "e:game"))
+    assert game["holder"] == pa
+    # handled once: no second pass event (a replay that ran twice would send two)
+    with pytest.raises(TimeoutError):
+        await b.expect("EVENT", timeout=1.0, kind="potato.passed")
