@@ -22,6 +22,15 @@ from tests.wsclient import Conn
 pytestmark = [pytest.mark.redis, pytest.mark.asyncio, pytest.mark.timeout(90)]
 
 
+def make_potato_room(server: Any, database_url: str, room_id: str, *, owner: str) -> None:
+    """A ``potato`` room created over REST by a new user (named ``owner``-pid)."""
+    user = next(iter(create_users(database_url, [
+        {"username": f"{owner}-{os.getpid()}", "password": "runner-pw-1"}]).values()))
+    made = HttpClient(server.http_url, token=user.token).post("/api/rooms/", json_body={
+        "roomId": room_id, "name": room_id, "roomType": "potato"})
+    assert made.status == 201, made.text
+
+
 def message(room_id: str, kind: str, data: Any = None, **extra: Any) -> dict[str, Any]:
     return {"type": "MESSAGE", "roomId": room_id, "payload": {"kind": kind, "data": data},
             **extra}
@@ -31,11 +40,7 @@ async def test_the_game_goes_on_when_its_runner_is_killed(
     cluster, redis_url, live_database_url, room_id,
 ):
     first, second = cluster(2, REDIS_URL=redis_url, KASAGI_GRACE_PERIOD="30")
-    owner = next(iter(create_users(live_database_url, [
-        {"username": f"runner-{os.getpid()}", "password": "runner-pw-1"}]).values()))
-    made = HttpClient(first.http_url, token=owner.token).post("/api/rooms/", json_body={
-        "roomId": room_id, "name": room_id, "roomType": "potato"})
-    assert made.status == 201, made.text
+    make_potato_room(first, live_database_url, room_id, owner="runner")
 
     a = await Conn.open(first.ws_url)  # the room loads on the first process: its runner
     joined_a = await a.join(room_id, playerName="A")
@@ -106,11 +111,7 @@ async def test_a_process_that_unloads_the_room_hands_its_code_over_at_once(
     next janitor round, not after the lease's 3 s have run out."""
     first, second = cluster(2, REDIS_URL=redis_url, KASAGI_GRACE_PERIOD="30",
                             KASAGI_ROOM_IDLE_UNLOAD="0.5")
-    owner = next(iter(create_users(live_database_url, [
-        {"username": f"unload-{os.getpid()}", "password": "runner-pw-1"}]).values()))
-    made = HttpClient(first.http_url, token=owner.token).post("/api/rooms/", json_body={
-        "roomId": room_id, "name": room_id, "roomType": "potato"})
-    assert made.status == 201, made.text
+    make_potato_room(first, live_database_url, room_id, owner="unload")
     a = await Conn.open(first.ws_url)
     await a.join(room_id, playerName="A")
     b = await Conn.open(second.ws_url)
@@ -137,11 +138,7 @@ async def test_a_message_sent_while_no_runner_holds_the_lease_is_handled_by_the_
     code. A MESSAGE sent then waits in the log: the next runner handles it (once) when
     it takes the lease, from the id the dead runner recorded as its last handled."""
     first, second = cluster(2, REDIS_URL=redis_url, KASAGI_GRACE_PERIOD="30")
-    owner = next(iter(create_users(live_database_url, [
-        {"username": f"gap-{os.getpid()}", "password": "runner-pw-1"}]).values()))
-    made = HttpClient(first.http_url, token=owner.token).post("/api/rooms/", json_body={
-        "roomId": room_id, "name": room_id, "roomType": "potato"})
-    assert made.status == 201, made.text
+    make_potato_room(first, live_database_url, room_id, owner="gap")
     a = await Conn.open(first.ws_url)
     pa = (await a.join(room_id, playerName="A"))["payload"]["playerId"]
     b = await Conn.open(second.ws_url)
