@@ -90,6 +90,8 @@ class NodePeer:
 
 
 PEERS = {"colyseus": NodePeer("colyseus", COLYSEUS, "server.mjs", "load.mjs")}
+#: ``--node-tool``: a Node load generator for Kasagi (it uses the Colyseus peer's ``ws``)
+NODE_TOOL = COLYSEUS / "kasagi-load.mjs"
 
 
 def free_port() -> int:
@@ -190,19 +192,30 @@ def room_prefix(name: str) -> str:
     return f"cmp-{name}-{int(time.time()) % 1000000}"
 
 
-def run_one(server: Server, load_args: list[str], workdir: Path, quiet: bool) -> dict[str, Any]:
-    """A daphne server and bench.load against it."""
+def run_one(server: Server, load_args: list[str], workdir: Path, quiet: bool,
+            node_tool: bool = False) -> dict[str, Any]:
+    """A daphne server and bench.load against it (or, with ``node_tool``, the Node load
+    generator ``bench/colyseus/kasagi-load.mjs``: the same workload for a fraction of the
+    tool's CPU, so that on a small machine the tool does not take the server's cores)."""
     env = server_env(server)
     if server.prepare is not None:
         server.prepare(env)
+
+    def load_argv(port: int, pid: int) -> list[str]:
+        common = ["--json-only", "--url", f"ws://127.0.0.1:{port}/sync",
+                  "--room-prefix", room_prefix(server.name), *load_args]
+        if node_tool:
+            node = shutil.which("node")
+            if node is None:
+                raise RuntimeError("--node-tool needs node on PATH")
+            return [node, str(NODE_TOOL), "--pid", str(pid), *common]
+        return [sys.executable, "-m", "bench.load", "--pids", str(pid), *common]
+
     return measure(
         server.name,
         lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                       *DAPHNE_OPTIONS, server.asgi],
-        lambda port, pid: [sys.executable, "-m", "bench.load", "--json-only",
-                           "--url", f"ws://127.0.0.1:{port}/sync", "--pids", str(pid),
-                           "--room-prefix", room_prefix(server.name), *load_args],
-        REPO, env, workdir, quiet,
+        load_argv, REPO, env, workdir, quiet,
     )
 
 
@@ -423,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         help="run Kasagi on PostgreSQL: postgresql://user@host:port/NAME, a database "
         "that must not exist yet; it is created, migrated, and dropped after (unless --keep)",
     )
+    parser.add_argument(
+        "--node-tool", action="store_true",
+        help="drive the daphne servers with the Node load generator (bench/colyseus/"
+        "kasagi-load.mjs: JSON, --payload move) instead of bench.load",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, database)")
     parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
@@ -447,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(target, NodePeer):
                 results[name] = run_peer(target, load_args, workdir, args.json_only)
             else:
-                results[name] = run_one(target, load_args, workdir, args.json_only)
+                results[name] = run_one(target, load_args, workdir, args.json_only,
+                                        node_tool=args.node_tool)
             if len(names) > 1:
                 time.sleep(1.0)  # let the machine settle between servers
     finally:

@@ -536,6 +536,19 @@ def _end_vanished_sessions(
     live.update(ended_at=now, end_reason=reason)
 
 
+def keep_connections() -> None:
+    """Keep this thread's open database connections between batches.
+
+    ``CONN_MAX_AGE = 0`` (settings) closes a connection at the end of each request,
+    which is right for request threads under ASGI; applied to the writer, one long-lived
+    thread writing many batches a second, it reconnected for every batch (a new SQLite
+    handle and its PRAGMAs, a new PostgreSQL backend). ``close_old_connections`` still
+    closes a connection that an error left unusable, so an outage is recovered from."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None:
+            connection.close_at = None
+
+
 class BackgroundWriter:
     """The one thread that writes; callers only hand it records."""
 
@@ -661,7 +674,8 @@ class BackgroundWriter:
             logger.exception("persistence write crashed; %d records dropped", len(batch))
             return True
         finally:
-            close_old_connections()
+            keep_connections()
+            close_old_connections()  # a connection left unusable by an error goes now
         if self._failures:
             logger.warning("persistence writes recovered after %d failures", self._failures)
             self._failures = 0

@@ -95,3 +95,23 @@ def test_compare_kasagi_with_colyseus() -> None:
                    "server CPU s / 1000 deliveries", "latency p99 (ms)"):
         assert rows[metric]["ratios"]["colyseus"] == pytest.approx(
             rows[metric]["kasagi"] / rows[metric]["colyseus"], rel=1e-2, abs=1e-3)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (the Node load tool)")
+def test_compare_drives_kasagi_with_the_node_tool_in_a_world() -> None:
+    """``--node-tool``: bench/colyseus/kasagi-load.mjs instead of bench.load, here on a
+    small world room: everyone joins, observers time other players' moves, no gap."""
+    done = compare("--servers", "kasagi", "--node-tool", "--room-type", "world",
+                   "--clients", "6", "--rooms", "1", "--rate", "5", "--observe", "2",
+                   "--duration", "2", "--warmup", "1", "--drain", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = parse_result(done.stdout)["results"]["kasagi"]
+
+    assert result["bench"] == "kasagi-node-load" and result["config"]["tool"] == "node"
+    assert result["clients"] == 6 and result["observers"] == 3
+    assert result["connect_failures"] == {} and result["errors"] == {}
+    assert result["gaps"] == 0 and result["disconnects"] == 0
+    assert result["sent"] > 0 and result["observed"] > 0
+    assert result["latency_ms"]["count"] == result["observed"]
+    assert result["server"]["cpu_s"] is not None
+    assert result["wire_bytes_rx_per_client_per_s"] > result["bytes_rx_per_client_per_s"] > 0

@@ -50,3 +50,35 @@ def test_a_closed_room_is_forgotten(writer: BackgroundWriter):
     writer._write_one(closing)
     assert set(writer._room_pks) == {"pk-3"}
     assert Room.objects.get(room_id="pk-2").closed_at == T0
+
+
+def test_the_writer_keeps_one_connection_across_batches(writer: BackgroundWriter):
+    """CONN_MAX_AGE = 0 is for request threads: the writer thread writes many batches a
+    second and must not open a connection for each (it did: a new SQLite handle and its
+    PRAGMAs, a new PostgreSQL backend, per batch)."""
+    import threading
+    import time
+
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("in-memory SQLite keeps its connection anyway (the PostgreSQL pass runs it)")
+    Room.objects.create(room_id="conn-1")
+    opened: list[int] = []
+
+    def created(sender: object, connection: object, **kwargs: object) -> None:
+        opened.append(threading.get_ident())
+
+    connection_created.connect(created)
+    try:
+        for version in range(1, 6):
+            writer.submit(snapshots=snapshot("conn-1", version).snapshots.values())
+            deadline = time.monotonic() + 10
+            while writer.queue_length():  # each its own batch: the last one written
+                assert time.monotonic() < deadline, "the writer never wrote the batch"
+                time.sleep(0.01)
+    finally:
+        connection_created.disconnect(created)
+    assert RoomSnapshot.objects.filter(room__room_id="conn-1").order_by("-version")[0].version == 5
+    assert len([t for t in opened if t == writer._thread.ident]) <= 1
