@@ -58,7 +58,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from sync.conf import KasagiSettings
-from sync.core.changes import Author, Change, ChangeKind, HistoryKind, Source, history_kind
+from sync.core.changes import Author, Change, ChangeKind, HistoryKind, Source, record_kind
 from sync.metrics import METRICS
 
 from . import history
@@ -118,18 +118,35 @@ class SessionWrite:
 
 class ChangeWrite(NamedTuple):
     """One change for the history (§15), turned into a record by the writer. The loop
-    queues the same fields as a plain tuple (:data:`ChangeRecord`): the cheapest thing
-    to build there, once per change (a named tuple's ``__new__`` is Python, ~0.2 µs);
-    the writer reads them by position, so either will do."""
+    queues the same fields as a plain tuple (:data:`ChangeRecord`), the change packed
+    (:func:`pack_change`); the writer reads them by position, so either will do."""
 
     room_id: str
-    change: Change
+    change: Change | PackedChange
     author: Author
     at_ms: int
 
 
+#: a change as the history queue holds it: kind (``ChangeKind`` value), base version,
+#: version, player id, the patch as JSON, whether the patch touches entities
+PackedChange = tuple[str, int, int, str | None, bytes, bool]
+
 #: a :class:`ChangeWrite`'s fields, as ``change_made`` queues them
-ChangeRecord = tuple[str, Change, Author, int]
+ChangeRecord = tuple[str, PackedChange, Author, int]
+
+
+def pack_change(change: Change | PackedChange) -> PackedChange:
+    """``change`` as plain values, its patch serialized. Why: the queue holds a second's
+    changes (10,000 in a busy world room) until the writer takes them; as ``Change``
+    objects and patch dicts they survived young collections by the tens of thousands
+    and made every collection of the cyclic GC longer (25-40 ms pauses, a p99 tail),
+    where a tuple of strings, ints and bytes is untracked by the GC at its first pass.
+    The writer needs the patch only as the JSON it stores."""
+    if isinstance(change, tuple):
+        return change
+    patch = change.patch
+    return (change.kind.value, change.base_version, change.version, change.player_id,
+            orjson.dumps(patch), "entities" in patch)
 
 
 class Rewind(NamedTuple):
@@ -384,7 +401,8 @@ def _write_history(
     #: room id → (its records by version, its first kept version)
     runs: dict[str, tuple[dict[int, tuple[Any, ...]], int]] = {}
     authors: dict[int, tuple[Any, ...]] = {}  # id(author) → _author_fields
-    delta, update, entity = ChangeKind.DELTA, HistoryKind.UPDATE.value, HistoryKind.ENTITY.value
+    delta = ChangeKind.DELTA.value
+    update, entity = HistoryKind.UPDATE.value, HistoryKind.ENTITY.value
     for start in range(0, len(changes), HISTORY_CHUNK_ROWS):
         if start:
             time.sleep(HISTORY_PAUSE)
@@ -401,7 +419,7 @@ def _write_history(
                     del run[version]
                 continue
             _, change, author, at_ms = write
-            version = change.version
+            kind_of, base_version, version, change_player, patch, entities = pack_change(change)
             if version < low:
                 continue  # older than the kept history (a lease holder's backfill)
             if version in run:
@@ -410,15 +428,13 @@ def _write_history(
             if fields is None:
                 fields = authors[id(author)] = _author_fields(author)
             plain, player_id, user_id, username, source = fields
-            patch = change.patch
-            if plain and change.kind is delta:  # history_kind's common case
-                kind = entity if "entities" in patch else update
+            if plain and kind_of == delta:  # record_kind's common case
+                kind = entity if entities else update
             else:
-                kind = history_kind(change, author).value
+                kind = record_kind(kind_of, entities, author).value
             run[version] = (
-                version, change.base_version, kind,
-                change.player_id or player_id,
-                user_id, username, source, patch, at_ms,
+                version, base_version, kind, change_player or player_id,
+                user_id, username, source, orjson.Fragment(patch), at_ms,
             )
     users = {fields[2] for fields in authors.values() if fields[2] is not None}
     known = set(
@@ -789,7 +805,7 @@ class DatabasePersistence:
 
     def change_made(self, room_id: str, change: Change, author: Author, at_ms: int) -> None:
         if self.history:
-            self._changes.append((room_id, change, author, at_ms))
+            self._changes.append((room_id, pack_change(change), author, at_ms))
 
     def history_rewound(self, room_id: str, version: int) -> None:
         if self.history:

@@ -135,12 +135,18 @@ ANONYMOUS_PLAYER = Author(Source.PLAYER)
 
 def history_kind(change: Change, author: Author) -> HistoryKind:
     """The record kind of ``change`` made by ``author``."""
+    return record_kind(change.kind, "entities" in change.patch, author)
+
+
+def record_kind(kind: str, entities: bool, author: Author) -> HistoryKind:
+    """The record kind of a change of ``kind`` (a ``ChangeKind`` or its value) whose
+    patch touches ``entities`` or not, made by ``author``."""
     if author.action is not None:
         return author.action
-    if change.kind is ChangeKind.JOINED:
+    if kind == ChangeKind.JOINED:
         return HistoryKind.JOIN
-    if change.kind is ChangeKind.LEFT:
+    if kind == ChangeKind.LEFT:
         return HistoryKind.LEAVE
     if author.source is Source.PLAYER:
-        return HistoryKind.ENTITY if "entities" in change.patch else HistoryKind.UPDATE
+        return HistoryKind.ENTITY if entities else HistoryKind.UPDATE
     return HistoryKind.SERVER

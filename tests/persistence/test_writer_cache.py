@@ -82,3 +82,24 @@ def test_the_writer_keeps_one_connection_across_batches(writer: BackgroundWriter
         connection_created.disconnect(created)
     assert RoomSnapshot.objects.filter(room__room_id="conn-1").order_by("-version")[0].version == 5
     assert len([t for t in opened if t == writer._thread.ident]) <= 1
+
+
+def test_a_queued_change_holds_nothing_the_cyclic_gc_must_walk():
+    """``change_made`` queues a second of changes for the writer (10,000 in a busy world
+    room): packed, each is a tuple of strings, ints and bytes, which the GC stops
+    tracking at its first pass; as ``Change`` objects and patch dicts they lengthened
+    every collection (docs/performance.md, "World")."""
+    import gc
+
+    import orjson
+
+    from rooms.persistence import pack_change
+    from sync.core.changes import Change, ChangeKind
+
+    patch = {"players": {"p-1": {"x": 1, "y": 2.5}}, "entities": {"e": None}}
+    change = Change(ChangeKind.DELTA, 41, 42, patch)
+    packed = pack_change(change)
+    gc.collect()
+    assert not gc.is_tracked(packed)
+    assert packed == ("DELTA_UPDATE", 41, 42, None, orjson.dumps(patch), True)
+    assert pack_change(packed) is packed  # the writer takes either form
