@@ -12,10 +12,9 @@
 // Usage: node kasagi-load.mjs --url ws://127.0.0.1:8080/sync --clients 1000 --rooms 1
 //          --rate 10 [--room-type world] [--observe 10] [--duration 10] [--warmup 2]
 //          [--drain 5] [--pid <server pid>] [--room-prefix p] [--json-only]
-import { readFileSync } from "node:fs";
-import { cpus } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket from "ws";
+import { fail as failWith, mark, parseArgs, percentiles, round, windowReport } from "./measure.mjs";
 
 const FLAGS = new Set(["json-only"]);
 const DEFAULTS = {
@@ -26,26 +25,9 @@ const DEFAULTS = {
   encoding: "json", procs: "1", payload: "move", "world-spread": "0",
 };
 
-function parseArgs(argv) {
-  const out = { ...DEFAULTS, "json-only": false };
-  for (let i = 0; i < argv.length; i += 1) {
-    const name = argv[i].replace(/^--/, "");
-    if (!argv[i].startsWith("--") || !(name in out)) fail(`unknown option ${argv[i]}`);
-    if (FLAGS.has(name)) out[name] = true;
-    else {
-      if (i + 1 >= argv.length) fail(`${argv[i]} needs a value`);
-      out[name] = argv[(i += 1)];
-    }
-  }
-  return out;
-}
+const fail = (message) => failWith("kasagi-load.mjs", message);
 
-function fail(message) {
-  console.error(`kasagi-load.mjs: ${message}`);
-  process.exit(2);
-}
-
-const args = parseArgs(process.argv.slice(2));
+const args = parseArgs(process.argv.slice(2), DEFAULTS, FLAGS, "kasagi-load.mjs");
 if (args.encoding !== "json") fail("only --encoding json (bench.load speaks the others)");
 if (args.payload !== "move") fail("only --payload move (bench.load runs the others)");
 const url = args.url;
@@ -62,7 +44,6 @@ const pid = args.pid ? Number(args.pid) : null;
 const prefix = args["room-prefix"] ?? `n${process.pid}`;
 const world = args["room-type"] === "world";
 if (!world && args["room-type"] !== "freeform") fail("--room-type is freeform or world");
-const CLOCK_TICKS = 100; // USER_HZ on Linux: /proc/<pid>/stat counts in 1/100 s
 const START_DELAY_MS = 500;
 
 const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -83,32 +64,6 @@ function spot(i) {
 }
 
 // -- /proc ------------------------------------------------------------------------------
-
-function serverCpuSeconds() {
-  if (pid === null) return null;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-function serverRssMb() {
-  if (pid === null) return null;
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
-  return line ? Number((Number(line.split(/\s+/)[1]) / 1024).toFixed(1)) : null;
-}
-
-function machineTicks() {
-  const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].split(/\s+/).slice(1).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { busy: total - fields[3] - (fields[4] ?? 0), total };
-}
-
-function percentiles(values) {
-  const data = Float64Array.from(values).sort();
-  const n = data.length;
-  if (!n) return { count: 0, p50: null, p90: null, p99: null, max: null };
-  const pick = (q) => Number(data[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))].toFixed(3));
-  return { count: n, p50: pick(0.5), p90: pick(0.9), p99: pick(0.99), max: Number(data[n - 1].toFixed(3)) };
-}
 
 // -- clients ------------------------------------------------------------------------------
 
@@ -245,16 +200,16 @@ async function sendLoop() {
   }
 }
 
-function mark() {
+function markNow() {
   let wire = 0;
   for (const c of joined) wire += c.ws._socket?.bytesRead ?? 0;
-  return { ...counters, wire, cpu: serverCpuSeconds(), tool: process.cpuUsage(), machine: machineTicks(), at: performance.now() };
+  return mark(counters, wire, pid);
 }
 
 let start = null;
 let end = null;
-setTimeout(() => { start = mark(); }, windowStart - performance.now());
-setTimeout(() => { end = mark(); }, windowEnd - performance.now());
+setTimeout(() => { start = markNow(); }, windowStart - performance.now());
+setTimeout(() => { end = markNow(); }, windowEnd - performance.now());
 await sendLoop();
 while (end === null) await sleep(10);
 const drainUntil = performance.now() + drain * 1000;
@@ -265,14 +220,8 @@ for (const c of joined) c.ws.close();
 
 // -- the result, in bench.load's shape ------------------------------------------------------
 
-const seconds = (end.at - start.at) / 1000;
-const n = Math.max(joined.length, 1);
-const cpu = start.cpu === null ? null : end.cpu - start.cpu;
-const toolCpu = (end.tool.user + end.tool.system - start.tool.user - start.tool.system) / 1e6;
-const busy = end.machine.total > start.machine.total
-  ? (end.machine.busy - start.machine.busy) / (end.machine.total - start.machine.total) : null;
-const round = (v, digits = 1) => (v === null ? null : Number(v.toFixed(digits)));
-const toolPct = round((100 * toolCpu) / seconds);
+const report = windowReport(start, end, joined.length, pid);
+const toolPct = report.tool.cpu_pct;
 const observers = joined.filter((c) => c.observer).length;
 const result = {
   bench: "kasagi-node-load",
@@ -295,9 +244,7 @@ const result = {
   delivery_ratio: null,
   deliveries_per_s: null,
   changes_rx_per_s: null,
-  frames_rx_per_s: round((end.messages - start.messages) / seconds),
-  bytes_rx_per_client_per_s: round((end.bytes - start.bytes) / seconds / n),
-  wire_bytes_rx_per_client_per_s: round((end.wire - start.wire) / seconds / n),
+  ...report.rates,
   bytes_tx_per_client_per_s: null,
   latency_ms: percentiles(latencies),
   send_lag_ms: percentiles(sendLag),
@@ -309,15 +256,9 @@ const result = {
   errors,
   tool_errors: 0,
   quiet_at_end: quiet,
-  server: {
-    pids: pid === null ? [] : [pid],
-    cpu_s: round(cpu, 3),
-    cpu_pct: cpu === null ? null : round((100 * cpu) / seconds),
-    cpu_s_per_1000_deliveries: null,
-    rss_mb: serverRssMb(),
-  },
-  tool: { procs: 1, cpu_pct: toolPct, max_proc_cpu_pct: toolPct },
-  machine: { cores: cpus().length, busy_pct: busy === null ? null : round(100 * busy) },
+  server: { ...report.server, cpu_s_per_1000_deliveries: null },
+  tool: report.tool,
+  machine: report.machine,
   rooms_total: rooms,
   rooms_converged: null,
   all_converged: null,
