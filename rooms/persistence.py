@@ -515,7 +515,7 @@ def _write_history(
 
 def _author_fields(author: Author) -> tuple[bool, str | None, Any, str | None, str]:
     """What a record takes from its author, read once a batch per author: whether
-    ``history_kind`` needs only the change (a player's plain change), the player id,
+    ``record_kind`` needs only the change (a player's plain change), the player id,
     the user id, the username and the source, enum values as plain strings (orjson
     writes a ``StrEnum`` member through its ``value``, a Python property)."""
     plain = author.action is None and author.source is Source.PLAYER

@@ -570,14 +570,11 @@ class Decoder:
     def _decode(self, data: bytes) -> dict[str, Any]:
         head = data[0]
         code = head & HEAD_TYPE
-        players_only = False
-        if code >= len(TYPES):
-            if head & 0x80 or code > PLAYERS_DELTA:
-                raise DecodeError(f"unknown head byte {head:#04x}")
-            players_only = code == PLAYERS_DELTA
-            code, mask, pos = _DELTA, CHAIN_MASK, 1
-        elif head & 0x80:
+        if head & 0x80 or code > PLAYERS_DELTA:
             raise DecodeError(f"unknown head byte {head:#04x}")
+        players_only = code == PLAYERS_DELTA
+        if code >= SHORT_DELTA:  # a chain DELTA_UPDATE: no mask byte
+            code, mask, pos = _DELTA, CHAIN_MASK, 1
         else:
             mask, pos = data[1], 2
         if code in RESETS and self.resets:
@@ -753,7 +750,7 @@ class Decoder:
             if x >= FLOAT_WIDTHS:
                 raise DecodeError(f"unknown float width {x}")
             z, pos = _read_varint(data, pos)
-            k = z >> 1 if not z & 1 else -((z + 1) >> 1)
+            k = unzigzag(z)
             if not -SHORT_FLOAT_K < k < SHORT_FLOAT_K:
                 raise DecodeError("a short float's k is out of range")
             if x >= FRACTION:
